@@ -1,0 +1,86 @@
+"""The interface every synthesis engine implements."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+Gender = Literal["female", "male", "unknown"]
+BatchObserver = Callable[[int], None]
+
+
+class EngineError(RuntimeError):
+    """Synthesis failed for a reason the client cannot fix by retrying the same input."""
+
+
+@dataclass(frozen=True)
+class Speaker:
+    id: str
+    name: str
+    gender: Gender
+
+
+@dataclass(frozen=True)
+class EngineAudio:
+    """Mono int16 audio at the engine's native rate.
+
+    `speed_applied` tells the pipeline how much of the requested speed the engine already
+    realised, so that only the remainder is done by time-stretching.
+    """
+
+    samples: npt.NDArray[np.int16]
+    sample_rate: int
+    speed_applied: float = 1.0
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+# The five speakers baked into the Magpie multilingual checkpoint; the CPU engines imitate them
+# so that a request written against production works unchanged in the lab.
+MAGPIE_SPEAKERS: tuple[Speaker, ...] = (
+    Speaker("john", "John", "male"),
+    Speaker("sofia", "Sofia", "female"),
+    Speaker("aria", "Aria", "female"),
+    Speaker("jason", "Jason", "male"),
+    Speaker("leo", "Leo", "male"),
+)
+
+
+@runtime_checkable
+class SpeechEngine(Protocol):
+    name: str
+
+    @property
+    def ready(self) -> bool: ...
+
+    @property
+    def languages(self) -> tuple[str, ...]: ...
+
+    @property
+    def speakers(self) -> tuple[Speaker, ...]: ...
+
+    def max_chunk_chars(self, language: str) -> int:
+        """Longest text one synthesis call accepts for this language."""
+        ...
+
+    def pending(self) -> int:
+        """Chunks waiting for the engine (queue depth inside the engine)."""
+        ...
+
+    async def start(self) -> None:
+        """Load and warm up; `ready` is true once this returns."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def synthesize(self, text: str, *, speaker: str, language: str, speed: float) -> EngineAudio:
+        """Synthesise one chunk. Cancelling the call abandons the work."""
+        ...
+
+
+def float_to_int16(audio: npt.NDArray[np.floating]) -> npt.NDArray[np.int16]:
+    return (np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)

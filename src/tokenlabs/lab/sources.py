@@ -1,0 +1,102 @@
+"""Where the lab's binaries and upstream CRDs come from."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2 import Template
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+VERSIONS_FILE = REPO_ROOT / "roles" / "versions" / "defaults" / "main.yml"
+BUILD_SCRIPT = REPO_ROOT / "tools" / "k8s-bins" / "build.sh"
+
+ENV_BIN = "TOKENLABS_K8S_BIN"
+ENV_KWOK_STAGES = "TOKENLABS_KWOK_STAGES"
+ENV_CRDS = "TOKENLABS_CRDS_DIR"
+
+
+class SourceError(RuntimeError):
+    """A binary or a CRD manifest could not be found or verified."""
+
+
+@dataclass(frozen=True)
+class Binaries:
+    bin_dir: Path
+    kwok_stages: Path
+
+
+def versions() -> dict[str, Any]:
+    """The pinned versions, with their own Jinja references resolved."""
+    raw: dict[str, Any] = yaml.safe_load(VERSIONS_FILE.read_text())
+    scalars = {k: v for k, v in raw.items() if isinstance(v, str)}
+
+    def render(value: Any) -> Any:
+        if isinstance(value, str):
+            return Template(value).render(**scalars)
+        if isinstance(value, list):
+            return [render(v) for v in value]
+        if isinstance(value, dict):
+            return {k: render(v) for k, v in value.items()}
+        return value
+
+    return {k: render(v) for k, v in raw.items()}
+
+
+def ensure_binaries() -> Binaries:
+    """Run the build script (env dir, cache, download, or build) and locate kwok's stages."""
+    proc = subprocess.run(["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False)
+    if proc.returncode != 0:
+        raise SourceError(f"{BUILD_SCRIPT} failed with exit code {proc.returncode} (its log is above)")
+    bin_dir = Path(proc.stdout.strip().splitlines()[-1])
+    stages = Path(os.environ.get(ENV_KWOK_STAGES, bin_dir.parent / "kwok-stages"))
+    if not stages.is_dir():
+        raise SourceError(f"kwok stage definitions not found at {stages}; set {ENV_KWOK_STAGES}")
+    return Binaries(bin_dir=bin_dir, kwok_stages=stages)
+
+
+def _cache_dir() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "tokenlabs" / "crds"
+
+
+def _download_crds(pins: dict[str, Any]) -> list[Path]:
+    """Fetch each pinned CRD file once into the cache, verifying its sha256."""
+    files: list[Path] = []
+    for bundle, spec in pins.items():
+        target = _cache_dir() / bundle
+        target.mkdir(parents=True, exist_ok=True)
+        for entry in spec["files"]:
+            path = target / entry["name"]
+            if not path.exists():
+                with urllib.request.urlopen(f"{spec['base_url']}/{entry['name']}", timeout=30) as resp:
+                    body = resp.read()
+                if hashlib.sha256(body).hexdigest() != entry["sha256"]:
+                    raise SourceError(f"{bundle}/{entry['name']}: sha256 does not match the pin")
+                path.write_bytes(body)
+            files.append(path)
+    return files
+
+
+def crd_manifests() -> list[Path]:
+    """Upstream CRD files: $TOKENLABS_CRDS_DIR, else ../shared/crds beside the repo, else the pinned URLs."""
+    explicit = os.environ.get(ENV_CRDS)
+    candidates = [Path(explicit)] if explicit else [REPO_ROOT.parent / "shared" / "crds"]
+    for directory in candidates:
+        files = sorted(directory.glob("*/*.yaml"))
+        if files:
+            return files
+        if explicit:
+            raise SourceError(f"{ENV_CRDS}={explicit} holds no */*.yaml CRD manifests")
+    try:
+        return _download_crds(versions()["versions_crd_bundles"])
+    except OSError as exc:
+        raise SourceError(
+            f"no CRD manifests: set {ENV_CRDS}, place them in ../shared/crds, or go online ({exc})"
+        ) from exc

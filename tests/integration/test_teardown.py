@@ -1,0 +1,65 @@
+"""Killing a test run leaves no control-plane process behind, whatever the signal."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+COMPONENTS = {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"  # an unreaped zombie holds no ports, files or memory
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
+@pytest.mark.workloads
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
+def test_killed_run_leaves_no_process(
+    sig: signal.Signals, k8s_binaries: object, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pids.json"
+    env = {**os.environ, "TOKENLABS_PROBE_PIDS": str(pid_file)}
+    env.pop("TOKENLABS_KUBECONFIG", None)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/integration/teardown_probe.py"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not pid_file.exists() and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.2)
+        assert pid_file.exists(), "the child test run never brought its cluster up"
+        pids: list[int] = json.loads(pid_file.read_text())
+        assert {_comm(p) for p in pids} == {c[:15] for c in COMPONENTS}  # comm is cut at 15 chars
+        child.send_signal(sig)
+        child.wait(60)
+        deadline = time.monotonic() + 30
+        while any(_running(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert [p for p in pids if _running(p)] == []
+    finally:
+        if child.poll() is None:
+            child.kill()
