@@ -5,7 +5,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := $(shell cat services/magpie_tts/apt-packages.txt 2>/dev/null)
+# Debian packages: shellcheck for ansible-test sanity, plus what the TTS service's CPU engines need.
+APT_PACKAGES := shellcheck $(shell cat services/magpie_tts/apt-packages.txt 2>/dev/null)
 TTS_EXTRAS ?= test
 COLLECTION_LINK := collections/ansible_collections/tokenlabs/platform
 

@@ -7,6 +7,7 @@ if missing; workload tests expect nodes named like the lab inventory's).
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,12 +30,15 @@ class Cluster:
     kubeconfig: Path
     api: client.ApiClient
     plane: controlplane.ControlPlane | None
+    bin_dir: Path
 
     @property
     def env(self) -> dict[str, str]:
-        """Environment for ansible-playbook / molecule / kubectl subprocesses."""
+        """Environment for ansible-playbook / molecule / kubectl / helm subprocesses."""
+        path = os.pathsep.join([str(Path(sys.executable).parent), str(self.bin_dir), os.environ["PATH"]])
         return {
             **os.environ,
+            "PATH": path,
             "KUBECONFIG": str(self.kubeconfig),
             "K8S_AUTH_KUBECONFIG": str(self.kubeconfig),
         }
@@ -51,19 +55,19 @@ def k8s_binaries() -> sources.Binaries:
 
 @pytest.fixture(scope="session")
 def k8s_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    bins: sources.Binaries = request.getfixturevalue("k8s_binaries")
     existing = os.environ.get("TOKENLABS_KUBECONFIG")
     if existing:
         api = config.new_client_from_config(config_file=existing)
-        yield Cluster(Path(existing), api, None)
+        yield Cluster(Path(existing), api, None, bins.bin_dir)
         return
-    bins: sources.Binaries = request.getfixturevalue("k8s_binaries")
     controlplane.install_signal_handlers()
     with controlplane.running(
         bins.bin_dir, tmp_path_factory.mktemp("control-plane"), kwok_stages=bins.kwok_stages
     ) as plane:
         plane.install_crds(sources.crd_manifests())
         api = config.new_client_from_config(config_file=str(plane.kubeconfig))
-        yield Cluster(plane.kubeconfig, api, plane)
+        yield Cluster(plane.kubeconfig, api, plane, bins.bin_dir)
 
 
 @pytest.fixture(scope="session")

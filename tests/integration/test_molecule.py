@@ -1,0 +1,35 @@
+"""Every molecule scenario converges, is idempotent and verifies against the test control plane."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT, Cluster
+
+SCENARIOS = sorted(p.parent.name for p in (REPO_ROOT / "molecule").glob("*/molecule.yml"))
+
+
+@pytest.mark.molecule
+@pytest.mark.workloads
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_scenario(scenario: str, k8s_workloads: Cluster) -> None:
+    venv_bin = Path(sys.executable).parent
+    env = {
+        **k8s_workloads.env,
+        "ANSIBLE_FORCE_COLOR": "0",
+        "NO_COLOR": "1",
+    }
+    proc = subprocess.run(
+        [f"{venv_bin}/molecule", "test", "-s", scenario],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-20000:]
