@@ -23,6 +23,15 @@ from tokenlabs.lab.nodes import LAB_NODES
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def process_running(pid: int) -> bool:
+    """True while ``pid`` exists and is not an unreaped zombie (which holds no ports, files or memory)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
 @dataclass
 class Cluster:
     """What a test needs to talk to the API server."""

@@ -1,66 +1,190 @@
-"""The ``tokenlabs`` command."""
+"""The ``tokenlabs`` command: the collection's playbooks behind a few verbs."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from typing import Any
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
 
 from tokenlabs import runner
 from tokenlabs.lab import manager
 from tokenlabs.lab.controlplane import install_signal_handlers
 
-LAB_DIR = runner.REPO_ROOT / ".lab"
-LAB_INVENTORY = runner.REPO_ROOT / "inventory" / "lab"
+REPO_ROOT = runner.REPO_ROOT
+LAB_DIR = Path(os.environ.get("TOKENLABS_LAB_DIR", REPO_ROOT / ".lab"))
+LAB_INVENTORY = REPO_ROOT / "inventory" / "lab"
+PRODUCTION_INVENTORY = REPO_ROOT / "inventory" / "production"
+ARTIFACTS_ENV = "TOKENLABS_ARTIFACTS"
+
+_STATUS = {
+    "runner_on_ok": "ok",
+    "runner_on_failed": "failed",
+    "runner_on_unreachable": "unreachable",
+    "runner_on_skipped": "skipped",
+}
 
 
-def _print_result(result: runner.PlayResult, as_json: bool) -> None:
+class CliError(RuntimeError):
+    """A failure worth one line to the operator, not a traceback."""
+
+
+def progress_printer(stream: TextIO) -> Callable[[dict[str, Any]], None]:
+    """A live line per task result: status, host, task."""
+
+    def on_event(event: dict[str, Any]) -> None:
+        status = _STATUS.get(event.get("event", ""))
+        data = event.get("event_data", {})
+        if status is None or not data.get("host"):
+            return
+        if status == "ok" and data.get("res", {}).get("changed"):
+            status = "changed"
+        if status == "failed" and data.get("ignore_errors"):
+            status = "ignored"
+        print(f"  {status:<11} {data['host']:<14} {data.get('task', '')}", file=stream, flush=True)
+
+    return on_event
+
+
+def print_summary(result: runner.PlayResult, *, as_json: bool, out: TextIO = sys.stdout) -> None:
     if as_json:
         payload = {
             "ok": result.ok,
             "rc": result.rc,
-            "duration": round(result.duration, 1),
+            "status": result.status,
+            "duration_s": round(result.duration, 1),
             "hosts": result.hosts,
             "failures": result.failures,
             "artifacts": str(result.artifacts),
         }
-        print(json.dumps(payload, indent=2))
+        print(json.dumps(payload, indent=2), file=out)
         return
-    print(f"{'host':<20} {'ok':>5} {'changed':>8} {'failed':>7} {'skipped':>8}")
+    print(f"\n{'host':<16} {'ok':>5} {'changed':>8} {'failed':>7} {'skipped':>8}", file=out)
     for host, counts in sorted(result.hosts.items()):
+        failed = counts.get("failed", 0) + counts.get("unreachable", 0)
         print(
-            f"{host:<20} {counts.get('ok', 0):>5} {counts.get('changed', 0):>8} "
-            f"{counts.get('failed', 0) + counts.get('unreachable', 0):>7} {counts.get('skipped', 0):>8}"
+            f"{host:<16} {counts.get('ok', 0):>5} {counts.get('changed', 0):>8} {failed:>7} "
+            f"{counts.get('skipped', 0):>8}",
+            file=out,
         )
-    for failure in result.failures:
-        print(f"FAILED {failure['host']} | {failure['task']}: {failure['message']}", file=sys.stderr)
-    print(f"{result.status} in {result.duration:.1f}s; artifacts: {result.artifacts}")
+    print(f"{result.status} in {result.duration:.1f}s, artifacts in {result.artifacts}", file=out)
 
 
-def _lab_up(args: argparse.Namespace) -> int:
-    print("starting the lab control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
-    state = manager.up(LAB_DIR)
-    print(f"cluster {state['server']}  kubeconfig {state['kubeconfig']}")
+def _artifacts_root(inventory: Path) -> Path:
+    explicit = os.environ.get(ARTIFACTS_ENV)
+    if explicit:
+        return Path(explicit)
+    return (LAB_DIR if inventory == LAB_INVENTORY else REPO_ROOT / "artifacts") / "runs"
+
+
+def _lab_env() -> dict[str, str]:
+    state = manager.state(LAB_DIR)
+    if state is None:
+        return {}
+    path = os.pathsep.join([str(Path(sys.executable).parent), state["bin_dir"], os.environ.get("PATH", "")])
+    return {"K8S_AUTH_KUBECONFIG": state["kubeconfig"], "KUBECONFIG": state["kubeconfig"], "PATH": path}
+
+
+def run(
+    args: argparse.Namespace,
+    playbook: str,
+    *,
+    extravars: dict[str, Any] | None = None,
+    envvars: dict[str, str] | None = None,
+) -> runner.PlayResult:
+    """Run a playbook with live progress; raise CliError naming the failing task and host."""
+    inventory = Path(args.inventory).resolve()
+    if not inventory.exists():
+        raise CliError(f"inventory {inventory} does not exist")
+    env = {**(_lab_env() if inventory == LAB_INVENTORY else {}), **(envvars or {})}
+    quiet = getattr(args, "json", False)
     result = runner.run_playbook(
-        "site.yml",
-        inventory=LAB_INVENTORY,
-        artifacts_root=LAB_DIR / "runs",
-        envvars={"K8S_AUTH_KUBECONFIG": state["kubeconfig"], "KUBECONFIG": state["kubeconfig"]},
-        tags=args.tags,
-        check=args.check,
+        playbook,
+        inventory=inventory,
+        artifacts_root=_artifacts_root(inventory),
+        extravars=extravars,
+        envvars=env,
+        tags=getattr(args, "tags", None),
+        check=getattr(args, "check", False),
+        on_event=None if quiet else progress_printer(sys.stderr),
     )
-    _print_result(result, args.json)
-    return 0 if result.ok else 1
+    print_summary(result, as_json=quiet)
+    if not result.ok:
+        if result.failures:
+            first = result.failures[0]
+            raise CliError(f"task '{first['task']}' failed on {first['host']}: {first['message']}")
+        raise CliError(f"{playbook} {result.status} (rc {result.rc}); see {result.artifacts}")
+    return result
 
 
-def _lab_down(_args: argparse.Namespace) -> int:
-    print("lab stopped" if manager.down(LAB_DIR) else "no lab running")
+# --- verbs ---------------------------------------------------------------------------------------
+def cmd_up(args: argparse.Namespace) -> int:
+    run(args, "site.yml")
     return 0
 
 
-def _lab_status(args: argparse.Namespace) -> int:
-    state: dict[str, Any] | None = manager.state(LAB_DIR)
+def cmd_verify(args: argparse.Namespace) -> int:
+    extravars = {"verify_base_url": args.base_url} if args.base_url else {}
+    run(args, "playbooks/verify.yml", extravars=extravars)
+    return 0
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    extravars = {"usage_report_since": args.since, "usage_report_output_dir": str(Path(args.output).resolve())}
+    if args.prometheus_url:
+        extravars["usage_report_prometheus_url"] = args.prometheus_url
+    run(args, "playbooks/usage_report.yml", extravars=extravars)
+    return 0
+
+
+def cmd_tenant(args: argparse.Namespace) -> int:
+    extravars: dict[str, Any] = {"action": args.action}
+    if getattr(args, "tenant", None):
+        extravars["tenant"] = args.tenant
+    if getattr(args, "tier", None):
+        extravars["tier"] = args.tier
+    if getattr(args, "previous_key_ttl", None):
+        extravars["previous_key_ttl"] = args.previous_key_ttl
+    if args.action not in ("add", "rotate"):
+        run(args, "playbooks/tenant.yml", extravars=extravars)
+        return 0
+    # The key travels only through a 0600 file outside the runner artifacts; it is printed once here.
+    requested = Path(args.key_file).resolve() if args.key_file else None
+    with tempfile.TemporaryDirectory(prefix="tokenlabs-key-") as tmp:
+        key_file = requested or Path(tmp) / "key"
+        extravars["key_file"] = str(key_file)
+        run(args, "playbooks/tenant.yml", extravars=extravars)
+        if requested is not None:
+            print(f"the key for {args.tenant} is in {requested} (mode 0600)", file=sys.stderr)
+        elif key_file.exists():
+            key = key_file.read_text().strip()
+            if args.json:
+                print(json.dumps({"tenant": args.tenant, "api_key": key}))
+            else:
+                print(f"API key for {args.tenant} (shown once, store it now): {key}")
+    return 0
+
+
+def cmd_lab_up(args: argparse.Namespace) -> int:
+    print("starting the lab control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)", file=sys.stderr)
+    state = manager.up(LAB_DIR)
+    print(f"cluster {state['server']}, kubeconfig {state['kubeconfig']}", file=sys.stderr)
+    args.inventory = str(LAB_INVENTORY)
+    run(args, "site.yml")
+    return 0
+
+
+def cmd_lab_down(_args: argparse.Namespace) -> int:
+    print("lab stopped and removed" if manager.down(LAB_DIR) else "no lab running")
+    return 0
+
+
+def cmd_lab_status(args: argparse.Namespace) -> int:
+    state = manager.state(LAB_DIR)
     if args.json:
         print(json.dumps({"running": state is not None, **(state or {})}, indent=2))
     elif state is None:
@@ -71,20 +195,69 @@ def _lab_status(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- parser --------------------------------------------------------------------------------------
+def _common(parser: argparse.ArgumentParser, *, inventory: Path = PRODUCTION_INVENTORY) -> None:
+    parser.add_argument("-i", "--inventory", default=str(inventory), help=f"inventory (default {inventory})")
+    parser.add_argument("--json", action="store_true", help="print one JSON summary instead of progress lines")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tokenlabs", description="Operate the TokenLabs platform.")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="converge site.yml: bare metal to a tenant-ready gateway")
+    _common(up)
+    up.add_argument("--tags", help="run only these phases/roles (comma-separated tags)")
+    up.add_argument("--check", action="store_true", help="--check --diff: report what would change, change nothing")
+    up.set_defaults(func=cmd_up)
+
+    verify = sub.add_parser("verify", help="post-deploy smoke test through the gateway")
+    _common(verify)
+    verify.add_argument("--base-url", help="gateway URL (default: from the inventory)")
+    verify.set_defaults(func=cmd_verify)
+
+    usage = sub.add_parser("usage", help="per-tenant requests and tokens, for billing")
+    _common(usage)
+    usage.add_argument("--since", required=True, help="start of the range, e.g. 2026-11-01 or 7d")
+    usage.add_argument("--output", default="usage", help="directory for usage.csv and usage.json")
+    usage.add_argument("--prometheus-url", help="Prometheus base URL (default: from the inventory)")
+    usage.set_defaults(func=cmd_usage)
+
+    tenant = sub.add_parser("tenant", help="add, re-tier, rotate, revoke, list and show tenants")
+    tenant_sub = tenant.add_subparsers(dest="action", required=True)
+    for action, help_text in (
+        ("add", "create a tenant; prints its new key once"),
+        ("retier", "move a tenant to another tier (the key is kept)"),
+        ("rotate", "issue a new key; prints it once"),
+        ("revoke", "delete the tenant and its keys"),
+        ("show", "one tenant's tier, creation time and key fingerprint"),
+        ("list", "every tenant (optionally of one tier)"),
+    ):
+        p = tenant_sub.add_parser(action, help=help_text)
+        _common(p)
+        if action != "list":
+            p.add_argument("tenant", help="tenant id (DNS-1123 label)")
+        if action in ("add", "retier"):
+            p.add_argument("--tier", required=True)
+        if action == "list":
+            p.add_argument("--tier", help="only tenants of this tier")
+        if action in ("add", "rotate"):
+            p.add_argument("--key-file", help="write the key to this file (mode 0600) instead of printing it")
+        if action == "rotate":
+            p.add_argument("--previous-key-ttl", help="keep the old key valid this long, e.g. 24h")
+        p.set_defaults(func=cmd_tenant)
+
     lab = sub.add_parser("lab", help="the local lab: a real control plane with simulated Spark nodes")
     lab_sub = lab.add_subparsers(dest="lab_command", required=True)
-    up = lab_sub.add_parser("up", help="start the lab and converge site.yml against it")
-    up.add_argument("--tags", help="run only these site.yml tags")
-    up.add_argument("--check", action="store_true", help="--check --diff: report, change nothing")
-    up.add_argument("--json", action="store_true", help="machine-readable summary")
-    up.set_defaults(func=_lab_up)
-    lab_sub.add_parser("down", help="stop the lab and remove its data").set_defaults(func=_lab_down)
+    lab_up = lab_sub.add_parser("up", help="start the lab and converge site.yml against it")
+    lab_up.add_argument("--tags", help="run only these site.yml tags")
+    lab_up.add_argument("--check", action="store_true", help="--check --diff: report, change nothing")
+    lab_up.add_argument("--json", action="store_true", help="machine-readable summary")
+    lab_up.set_defaults(func=cmd_lab_up)
+    lab_sub.add_parser("down", help="stop the lab and remove its data").set_defaults(func=cmd_lab_down)
     status = lab_sub.add_parser("status", help="is the lab running, and where")
     status.add_argument("--json", action="store_true")
-    status.set_defaults(func=_lab_status)
+    status.set_defaults(func=cmd_lab_status)
     return parser
 
 
@@ -93,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except manager.LabError as exc:
+    except (CliError, manager.LabError) as exc:
         print(f"tokenlabs: {exc}", file=sys.stderr)
         return 1
 

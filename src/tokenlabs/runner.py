@@ -55,7 +55,6 @@ def run_playbook(
     tags: str | None = None,
     check: bool = False,
     on_event: Callable[[dict[str, Any]], None] | None = None,
-    no_log_extravars: bool = False,
 ) -> PlayResult:
     """Run ``playbook`` (relative to the repository) and collect per-host counts and failures."""
     stamp = time.strftime("%Y%m%dT%H%M%S")
@@ -100,8 +99,6 @@ def run_playbook(
         cmdline=" ".join(cmdline) or None,
         event_handler=handler,
         quiet=True,
-        # Extra vars may carry keys; runner would otherwise keep them in env/extravars.
-        suppress_env_files=no_log_extravars,
     )
     return PlayResult(
         rc=int(result.rc),

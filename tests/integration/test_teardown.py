@@ -12,17 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, process_running
 
 COMPONENTS = {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
-
-
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"  # an unreaped zombie holds no ports, files or memory
 
 
 def _comm(pid: int) -> str:
@@ -57,9 +49,9 @@ def test_killed_run_leaves_no_process(
         child.send_signal(sig)
         child.wait(60)
         deadline = time.monotonic() + 30
-        while any(_running(p) for p in pids) and time.monotonic() < deadline:
+        while any(process_running(p) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert [p for p in pids if _running(p)] == []
+        assert [p for p in pids if process_running(p)] == []
     finally:
         if child.poll() is None:
             child.kill()
