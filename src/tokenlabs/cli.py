@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 from tokenlabs import runner
 from tokenlabs.lab import manager
+from tokenlabs.lab import report as lab_report
 from tokenlabs.lab.controlplane import install_signal_handlers
 
 REPO_ROOT = runner.REPO_ROOT
@@ -50,9 +51,12 @@ def progress_printer(stream: TextIO) -> Callable[[dict[str, Any]], None]:
     return on_event
 
 
-def print_summary(result: runner.PlayResult, *, as_json: bool, out: TextIO = sys.stdout) -> None:
+def print_summary(
+    result: runner.PlayResult, *, as_json: bool, extra: dict[str, Any] | None = None, out: TextIO = sys.stdout
+) -> None:
     if as_json:
         payload = {
+            **(extra or {}),
             "ok": result.ok,
             "rc": result.rc,
             "status": result.status,
@@ -95,8 +99,12 @@ def run(
     *,
     extravars: dict[str, Any] | None = None,
     envvars: dict[str, str] | None = None,
+    report: Callable[[], dict[str, Any]] | None = None,
 ) -> runner.PlayResult:
-    """Run a playbook with live progress; raise CliError naming the failing task and host."""
+    """Run a playbook with live progress; raise CliError naming the failing task and host.
+
+    ``report`` adds what exists after a successful run to the JSON summary.
+    """
     inventory = Path(args.inventory).resolve()
     if not inventory.exists():
         raise CliError(f"inventory {inventory} does not exist")
@@ -112,7 +120,7 @@ def run(
         check=getattr(args, "check", False),
         on_event=None if quiet else progress_printer(sys.stderr),
     )
-    print_summary(result, as_json=quiet)
+    print_summary(result, as_json=quiet, extra={"report": report()} if report and quiet and result.ok else None)
     if not result.ok:
         if result.failures:
             first = result.failures[0]
@@ -174,7 +182,9 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
     state = manager.up(LAB_DIR)
     print(f"cluster {state['server']}, kubeconfig {state['kubeconfig']}", file=sys.stderr)
     args.inventory = str(LAB_INVENTORY)
-    run(args, "site.yml")
+    run(args, "site.yml", report=lambda: {**lab_report.collect(state["kubeconfig"]), "tts_url": state["tts_url"]})
+    if not args.json:
+        print(lab_report.render(lab_report.collect(state["kubeconfig"]), state["tts_url"]))
     return 0
 
 

@@ -101,6 +101,22 @@ class Process:
             self.popen.wait()
 
 
+def spawn(name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None) -> Process:
+    """Start ``argv`` in its own session, logging to ``log_dir/name.log``, killed if this process dies."""
+    log = log_dir / f"{name}.log"
+    with log.open("ab") as out:
+        popen = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, which is async-signal-safe
+        )
+    return Process(name, popen, log)
+
+
 _LIVE: weakref.WeakSet[ControlPlane] = weakref.WeakSet()
 
 
@@ -143,17 +159,7 @@ class ControlPlane:
 
     # --- processes -------------------------------------------------------------------------
     def _spawn(self, name: str, args: list[str]) -> Process:
-        log = self.run_dir / f"{name}.log"
-        with log.open("ab") as out:
-            popen = subprocess.Popen(
-                [str(self.bin_dir / name), *args],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, which is async-signal-safe
-            )
-        proc = Process(name, popen, log)
+        proc = spawn(name, [str(self.bin_dir / name), *args], self.run_dir)
         self.processes.append(proc)
         _LIVE.add(self)
         return proc
