@@ -16,6 +16,11 @@ git ls-files -z --cached --others --exclude-standard \
 pip_version=$(python -c 'from ansible_test._internal.python_requirements import PIP_VERSION as v; print(v)' 2>/dev/null || echo 24.2)
 cache="$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
 [[ -f "$cache" ]] || install -D -m 0644 "$repo/tests/sanity/get_pip.py" "$cache"
+# Modules extend kubernetes.core's doc fragments and module_utils; validate-modules resolves them
+# from a sibling collection in the same tree.
+core=$(python -c 'import ansible_collections.kubernetes.core as c; print(c.__path__[0])')
+mkdir -p "$work/ansible_collections/kubernetes"
+cp -r "$core" "$work/ansible_collections/kubernetes/core"
 cd "$dest"
 # The copy is not a git work tree; ansible-test then sanity-checks every file in it.
-ansible-test sanity --venv --python 3.11 --color no --requirements "$@"
+ansible-test sanity --venv --python 3.11 --color no --requirements "${@:-plugins/}"

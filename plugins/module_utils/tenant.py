@@ -1,0 +1,682 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2025, TokenLabs platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# (these plugins build on kubernetes.core's GPLv3 module_utils)
+"""Tenant Secrets as data: validation, key generation, desired-versus-current planning and redacted diffs.
+
+Nothing here talks to Kubernetes. A plan is a list of writes (create, merge patch, delete) that
+``tenant_k8s`` executes; an empty list means the tenant already matches. Keys only ever leave this
+module as the value of a freshly generated or rotated key; everything a caller may print carries a
+fingerprint instead.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import binascii
+import copy
+import datetime
+import hashlib
+import re
+import secrets
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+# The Authorino contract (design README, Tenants): these select the Secret as an API key.
+CONTRACT_LABELS = {"authorino.kuadrant.io/managed-by": "authorino", "app": "token-labs"}
+TIER_ANNOTATION = "kuadrant.io/groups"
+USER_ID_ANNOTATION = "secret.kuadrant.io/user-id"
+DATA_KEY = "api_key"
+
+# Ownership: a Secret without this label is foreign and is never modified or deleted.
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "tokenlabs"
+MANAGED_SELECTOR = "{0}={1}".format(MANAGED_BY_LABEL, MANAGED_BY_VALUE)
+MANAGED_BY_SELECTOR_TEXT = "{0}: {1}".format(MANAGED_BY_LABEL, MANAGED_BY_VALUE)
+TENANT_LABEL = "tokenlabs.io/tenant"
+KEY_ROLE_LABEL = "tokenlabs.io/key"
+ROLE_CURRENT = "current"
+ROLE_PREVIOUS = "previous"
+EXPIRES_ANNOTATION = "tokenlabs.io/expires-at"
+
+RESERVED_LABELS = frozenset([*CONTRACT_LABELS, MANAGED_BY_LABEL, TENANT_LABEL, KEY_ROLE_LABEL])
+RESERVED_ANNOTATIONS = frozenset([TIER_ANNOTATION, USER_ID_ANNOTATION, EXPIRES_ANNOTATION])
+
+KEY_PREFIX = "tlabs_sk_"
+KEY_HEX_LENGTH = 48
+KEY_PATTERN = re.compile(r"^tlabs_sk_[0-9a-f]{48}$")
+TENANT_ID_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+TENANT_ID_MAX = 63
+DEFAULT_TIERS = ("free", "pro", "enterprise")
+DEFAULT_NAMESPACE = "kuadrant-system"
+SECRET_PREFIX = "tenant-"
+
+_TTL_PATTERN = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+_TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_LABEL_VALUE_PATTERN = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+_QUALIFIED_NAME_PATTERN = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+
+
+class TenantError(Exception):
+    """The one error type of the tenant modules; its message is what the operator reads."""
+
+
+class ConflictError(TenantError):
+    """The server rejected a write because the object changed underneath (HTTP 409): read again and re-plan."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+def validate_tenant_id(tenant_id: Any) -> str:
+    if not isinstance(tenant_id, str) or not tenant_id:
+        raise TenantError("tenant id must be a non-empty string (a DNS-1123 label), got {0!r}".format(tenant_id))
+    if len(tenant_id) > TENANT_ID_MAX:
+        raise TenantError(
+            "tenant id {0!r} is {1} characters long; a DNS-1123 label has at most {2}".format(
+                tenant_id, len(tenant_id), TENANT_ID_MAX
+            )
+        )
+    if not TENANT_ID_PATTERN.match(tenant_id):
+        raise TenantError(
+            "tenant id {0!r} is not a DNS-1123 label: use lower-case ASCII letters, digits and '-', "
+            "starting and ending with a letter or digit".format(tenant_id)
+        )
+    return tenant_id
+
+
+def validate_tier(tier: Any, allowed_tiers: Iterable[str]) -> str:
+    allowed = list(allowed_tiers)
+    if not allowed:
+        raise TenantError("allowed_tiers is empty: no tier can be assigned")
+    if tier not in allowed:
+        raise TenantError("unknown tier {0!r}; allowed tiers: {1}".format(tier, ", ".join(allowed)))
+    return tier
+
+
+def validate_key(key: Any) -> str:
+    # Never echo the value: a malformed key may still be a real secret with a typo.
+    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+        raise TenantError(
+            "api_key is malformed: expected '{0}' followed by {1} lower-case hex characters".format(
+                KEY_PREFIX, KEY_HEX_LENGTH
+            )
+        )
+    return key
+
+
+def validate_extras(labels: Optional[Dict[str, Any]], annotations: Optional[Dict[str, Any]]) -> None:
+    for key, value in (labels or {}).items():
+        if key in RESERVED_LABELS:
+            raise TenantError("label {0!r} is set by the tenant module and cannot be overridden".format(key))
+        if not _QUALIFIED_NAME_PATTERN.match(key):
+            raise TenantError("label key {0!r} is not a valid Kubernetes label key".format(key))
+        if not isinstance(value, str) or not _LABEL_VALUE_PATTERN.match(value):
+            raise TenantError("label {0!r} has an invalid value {1!r}".format(key, value))
+    for key, value in (annotations or {}).items():
+        if key in RESERVED_ANNOTATIONS:
+            raise TenantError("annotation {0!r} is set by the tenant module and cannot be overridden".format(key))
+        if not _QUALIFIED_NAME_PATTERN.match(key):
+            raise TenantError("annotation key {0!r} is not a valid Kubernetes annotation key".format(key))
+        if not isinstance(value, str):
+            raise TenantError("annotation {0!r} must be a string, got {1!r}".format(key, value))
+
+
+def parse_ttl(value: Any) -> Optional[int]:
+    """``previous_key_ttl`` in seconds: an integer or ``<n>[s|m|h|d|w]``; None or empty means no grace period."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise TenantError("previous_key_ttl must be a duration such as 3600, '90m', '24h' or '7d'")
+    match = _TTL_PATTERN.match(str(value))
+    if not match:
+        raise TenantError(
+            "previous_key_ttl {0!r} is not a duration; use seconds or <n>s/m/h/d/w, e.g. '24h'".format(value)
+        )
+    seconds = int(match.group(1)) * _TTL_UNITS[match.group(2)]
+    if seconds <= 0:
+        raise TenantError("previous_key_ttl must be positive")
+    return seconds
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys
+
+
+def generate_key() -> str:
+    """A new key from the operating system's CSPRNG: 192 bits of entropy."""
+    return KEY_PREFIX + secrets.token_hex(KEY_HEX_LENGTH // 2)
+
+
+def fingerprint(key: Optional[str]) -> Optional[str]:
+    """A short, non-reversible identifier for a key, safe to print and to compare."""
+    if key is None:
+        return None
+    return "sha256:" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
+def redacted(key: Optional[str]) -> Optional[str]:
+    if key is None:
+        return None
+    return "<redacted {0}>".format(fingerprint(key))
+
+
+def secret_name(tenant_id: str) -> str:
+    return SECRET_PREFIX + tenant_id
+
+
+def previous_secret_name(tenant_id: str, old_key: str) -> str:
+    return "{0}{1}-prev-{2}".format(SECRET_PREFIX, tenant_id, hashlib.sha256(old_key.encode("utf-8")).hexdigest()[:10])
+
+
+def decode_key(secret: Dict[str, Any]) -> Optional[str]:
+    """The key a Secret holds, as the server stores it (base64 ``data``); ``stringData`` for local objects."""
+    string_data = secret.get("stringData") or {}
+    if DATA_KEY in string_data:
+        return string_data[DATA_KEY]
+    raw = (secret.get("data") or {}).get(DATA_KEY)
+    if raw is None:
+        return None
+    try:
+        return base64.b64decode(raw, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+
+
+def encode_key(key: str) -> str:
+    return base64.b64encode(key.encode("utf-8")).decode("ascii")
+
+
+# ---------------------------------------------------------------------------------------------
+# Time
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+def format_time(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: Optional[str]) -> Optional[datetime.datetime]:
+    if not value:
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment
+
+
+# ---------------------------------------------------------------------------------------------
+# Objects
+
+
+def _meta(obj: Dict[str, Any]) -> Dict[str, Any]:
+    return obj.get("metadata") or {}
+
+
+def labels_of(obj: Dict[str, Any]) -> Dict[str, str]:
+    return dict(_meta(obj).get("labels") or {})
+
+
+def annotations_of(obj: Dict[str, Any]) -> Dict[str, str]:
+    return dict(_meta(obj).get("annotations") or {})
+
+
+def is_managed(obj: Dict[str, Any]) -> bool:
+    return labels_of(obj).get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
+
+
+def key_role(obj: Dict[str, Any]) -> str:
+    return labels_of(obj).get(KEY_ROLE_LABEL, ROLE_CURRENT)
+
+
+def tenant_of(obj: Dict[str, Any]) -> Optional[str]:
+    return annotations_of(obj).get(USER_ID_ANNOTATION) or labels_of(obj).get(TENANT_LABEL)
+
+
+def ensure_ours(obj: Dict[str, Any], tenant_id: str) -> None:
+    name = _meta(obj).get("name")
+    namespace = _meta(obj).get("namespace")
+    if not is_managed(obj):
+        raise TenantError(
+            "Secret {0}/{1} exists but is not managed by tokenlabs (no label {2}); refusing to modify or "
+            "delete it. Rename the tenant, or remove that Secret yourself if it is obsolete.".format(
+                namespace, name, MANAGED_BY_SELECTOR_TEXT
+            )
+        )
+    owner = tenant_of(obj)
+    if owner != tenant_id:
+        raise TenantError(
+            "Secret {0}/{1} is managed by tokenlabs but belongs to tenant {2!r}, not {3!r}; "
+            "refusing to touch it".format(namespace, name, owner, tenant_id)
+        )
+
+
+def managed_labels(tenant_id: str, role: str) -> Dict[str, str]:
+    labels = dict(CONTRACT_LABELS)
+    labels[MANAGED_BY_LABEL] = MANAGED_BY_VALUE
+    labels[TENANT_LABEL] = tenant_id
+    labels[KEY_ROLE_LABEL] = role
+    return labels
+
+
+def build_secret(
+    tenant_id: str,
+    tier: str,
+    key: str,
+    namespace: str,
+    *,
+    labels: Optional[Dict[str, str]] = None,
+    annotations: Optional[Dict[str, str]] = None,
+    previous_of: Optional[str] = None,
+    expires_at: Optional[str] = None,
+) -> Dict[str, Any]:
+    """The Secret for a tenant's current key, or (``expires_at`` set) for a previous key in its grace period."""
+    role = ROLE_PREVIOUS if expires_at else ROLE_CURRENT
+    all_labels = dict(labels or {})
+    all_labels.update(managed_labels(tenant_id, role))
+    all_annotations = dict(annotations or {})
+    all_annotations[TIER_ANNOTATION] = tier
+    all_annotations[USER_ID_ANNOTATION] = tenant_id
+    if expires_at:
+        all_annotations[EXPIRES_ANNOTATION] = expires_at
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": previous_of or secret_name(tenant_id),
+            "namespace": namespace,
+            "labels": all_labels,
+            "annotations": all_annotations,
+        },
+        "data": {DATA_KEY: encode_key(key)},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Plans
+
+
+class Write:
+    """One API write. ``body`` is a full object for create, a JSON merge patch for patch, None for delete."""
+
+    CREATE = "create"
+    PATCH = "patch"
+    DELETE = "delete"
+
+    def __init__(
+        self,
+        verb: str,
+        name: str,
+        tenant: str,
+        body: Optional[Dict[str, Any]] = None,
+        resource_version: Optional[str] = None,
+    ) -> None:
+        self.verb = verb
+        self.name = name
+        self.tenant = tenant
+        self.body = body
+        self.resource_version = resource_version
+
+    def __repr__(self) -> str:
+        return "Write({0}, {1})".format(self.verb, self.name)
+
+
+class TenantSpec:
+    """What the operator asked for one tenant (validated on construction)."""
+
+    def __init__(
+        self,
+        name: Any,
+        *,
+        tier: Optional[str] = None,
+        allowed_tiers: Iterable[str] = DEFAULT_TIERS,
+        api_key: Optional[str] = None,
+        rotate_key: bool = False,
+        previous_key_ttl: Any = None,
+        labels: Optional[Dict[str, str]] = None,
+        annotations: Optional[Dict[str, str]] = None,
+        state: str = "present",
+    ) -> None:
+        self.name = validate_tenant_id(name)
+        self.tier = validate_tier(tier, allowed_tiers) if tier is not None else None
+        self.api_key = validate_key(api_key) if api_key is not None else None
+        self.rotate_key = bool(rotate_key)
+        self.previous_key_ttl = parse_ttl(previous_key_ttl)
+        validate_extras(labels, annotations)
+        self.labels = dict(labels or {})
+        self.annotations = dict(annotations or {})
+        if state not in ("present", "absent"):
+            raise TenantError("state must be 'present' or 'absent', got {0!r}".format(state))
+        self.state = state
+
+
+class TenantPlan:
+    """The writes that bring one tenant to its desired state, and what to report about it."""
+
+    def __init__(self, tenant: str) -> None:
+        self.tenant = tenant
+        self.writes: List[Write] = []
+        self.new_key: Optional[str] = None
+        self.key_action: Optional[str] = None  # "created" | "rotated"
+        self.before: Dict[str, Any] = {}
+        self.after: Dict[str, Any] = {}
+        self.facts: Optional[Dict[str, Any]] = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.writes)
+
+
+def _merge_patch(current: Dict[str, str], desired: Dict[str, str]) -> Dict[str, str]:
+    return {k: v for k, v in desired.items() if current.get(k) != v}
+
+
+def _is_expired(obj: Dict[str, Any], now: datetime.datetime) -> bool:
+    expires = parse_time(annotations_of(obj).get(EXPIRES_ANNOTATION))
+    # An unreadable expiry is treated as expired: a previous key must never outlive its grace by accident.
+    return expires is None or expires <= now
+
+
+def view(obj: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """A Secret as it may be shown: metadata that matters and the key as a fingerprint."""
+    if obj is None:
+        return None
+    meta = _meta(obj)
+    shown: Dict[str, Any] = {
+        "labels": dict(sorted((meta.get("labels") or {}).items())),
+        "annotations": dict(sorted((meta.get("annotations") or {}).items())),
+    }
+    key = decode_key(obj)
+    if key is not None:
+        shown["data"] = {DATA_KEY: redacted(key)}
+    return shown
+
+
+def _apply_patch(obj: Dict[str, Any], patch: Dict[str, Any]) -> Dict[str, Any]:
+    result = copy.deepcopy(obj)
+    meta = result.setdefault("metadata", {})
+    for section in ("labels", "annotations"):
+        changes = (patch.get("metadata") or {}).get(section)
+        if changes:
+            merged = dict(meta.get(section) or {})
+            merged.update(changes)
+            meta[section] = merged
+    if "data" in patch:
+        data = dict(result.get("data") or {})
+        data.update(patch["data"])
+        result["data"] = data
+        result.pop("stringData", None)
+    return result
+
+
+def tenant_facts(
+    tenant_id: str, namespace: str, current: Optional[Dict[str, Any]], previous: List[Dict[str, Any]]
+) -> Optional[Dict[str, Any]]:
+    """What tenant_info and the modules report about a tenant: never the key, at most its fingerprint."""
+    if current is None:
+        return None
+    meta = _meta(current)
+    return {
+        "name": tenant_id,
+        "tier": annotations_of(current).get(TIER_ANNOTATION),
+        "namespace": namespace,
+        "secret": meta.get("name"),
+        "created": meta.get("creationTimestamp"),
+        "fingerprint": fingerprint(decode_key(current)),
+        "labels": {k: v for k, v in labels_of(current).items() if k not in RESERVED_LABELS},
+        "annotations": {k: v for k, v in annotations_of(current).items() if k not in RESERVED_ANNOTATIONS},
+        "previous_keys": [
+            {
+                "secret": _meta(p).get("name"),
+                "fingerprint": fingerprint(decode_key(p)),
+                "expires_at": annotations_of(p).get(EXPIRES_ANNOTATION),
+            }
+            for p in sorted(previous, key=lambda p: _meta(p).get("name") or "")
+        ],
+    }
+
+
+def _delete(obj: Dict[str, Any], tenant: str) -> Write:
+    meta = _meta(obj)
+    return Write(Write.DELETE, meta.get("name") or "", tenant, resource_version=meta.get("resourceVersion"))
+
+
+def plan_tenant(
+    spec: TenantSpec,
+    namespace: str,
+    current: Optional[Dict[str, Any]],
+    previous: List[Dict[str, Any]],
+    *,
+    now: Optional[datetime.datetime] = None,
+    key_factory: Callable[[], str] = generate_key,
+    key_known: bool = True,
+) -> TenantPlan:
+    """Compare one tenant's Secrets on the server with ``spec`` and list the writes that reconcile them.
+
+    ``current`` is the Secret ``tenant-<id>`` as the server returned it (or None); ``previous`` are the
+    tenant's grace-period Secrets. Foreign objects raise TenantError before any write is planned.
+    ``key_known=False`` means the objects carry metadata only (bulk listing): existing keys are left alone.
+    """
+    now = now or utcnow()
+    plan = TenantPlan(spec.name)
+    for obj in ([current] if current is not None else []) + previous:
+        ensure_ours(obj, spec.name)
+    plan.before = _state_view(current, previous)
+
+    if spec.state == "absent":
+        plan.writes.extend(_delete(obj, spec.name) for obj in ([current] if current is not None else []) + previous)
+        return plan
+
+    if current is None:
+        after_current, tier, old_key = _plan_create(plan, spec, namespace, key_factory), spec.tier or "", None
+    else:
+        old_key = decode_key(current) if key_known else None
+        tier = spec.tier or annotations_of(current).get(TIER_ANNOTATION) or ""
+        if not tier:
+            raise TenantError("tenant {0!r} has no tier annotation: pass tier to repair it".format(spec.name))
+        after_current = _plan_update(
+            plan, spec, namespace, current, tier=tier, key_factory=key_factory if key_known else None
+        )
+    after_previous = _plan_previous(plan, spec, namespace, previous, tier=tier, old_key=old_key, now=now)
+    plan.after = _state_view(after_current, after_previous)
+    return plan
+
+
+def _plan_create(plan: TenantPlan, spec: TenantSpec, namespace: str, key_factory: Callable[[], str]) -> Dict[str, Any]:
+    if spec.tier is None:
+        raise TenantError("tenant {0!r} does not exist: tier is required to create it".format(spec.name))
+    key = spec.api_key or key_factory()
+    body = build_secret(spec.name, spec.tier, key, namespace, labels=spec.labels, annotations=spec.annotations)
+    plan.writes.append(Write(Write.CREATE, secret_name(spec.name), spec.name, body=body))
+    plan.new_key = key
+    plan.key_action = "created"
+    return body
+
+
+def _plan_update(
+    plan: TenantPlan,
+    spec: TenantSpec,
+    namespace: str,
+    current: Dict[str, Any],
+    *,
+    tier: str,
+    key_factory: Optional[Callable[[], str]],
+) -> Dict[str, Any]:
+    """A merge patch of only what differs: labels, annotations, and the key only when it is to change."""
+    desired = build_secret(spec.name, tier, "", namespace, labels=spec.labels, annotations=spec.annotations)
+    patch: Dict[str, Any] = {}
+    metadata: Dict[str, Any] = {}
+    for section, current_values in (("labels", labels_of(current)), ("annotations", annotations_of(current))):
+        changes = _merge_patch(current_values, desired["metadata"][section])
+        if changes:
+            metadata[section] = changes
+    if key_factory is not None:
+        old_key = decode_key(current)
+        new_key = _next_key(spec, old_key, key_factory)
+        if new_key != old_key:
+            patch["data"] = {DATA_KEY: encode_key(new_key)}
+            plan.new_key = new_key
+            plan.key_action = "rotated"
+    if not metadata and not patch:
+        return current
+    # resourceVersion makes the merge patch a compare-and-swap: a concurrent writer yields 409, not a lost update.
+    metadata["resourceVersion"] = _meta(current).get("resourceVersion")
+    patch["metadata"] = metadata
+    plan.writes.append(Write(Write.PATCH, secret_name(spec.name), spec.name, body=patch))
+    return _apply_patch(current, patch)
+
+
+def _next_key(spec: TenantSpec, old_key: Optional[str], key_factory: Callable[[], str]) -> str:
+    if spec.api_key is not None:
+        return spec.api_key
+    if spec.rotate_key or old_key is None or not KEY_PATTERN.match(old_key):
+        # A missing or corrupted key cannot authenticate anyone: replacing it is a repair, reported as rotation.
+        return key_factory()
+    return old_key
+
+
+def _plan_previous(
+    plan: TenantPlan,
+    spec: TenantSpec,
+    namespace: str,
+    previous: List[Dict[str, Any]],
+    *,
+    tier: str,
+    old_key: Optional[str],
+    now: datetime.datetime,
+) -> List[Dict[str, Any]]:
+    kept: List[Dict[str, Any]] = []
+    for prev in previous:
+        if _is_expired(prev, now):
+            plan.writes.append(_delete(prev, spec.name))
+            continue
+        kept_prev = prev
+        # The old key authenticates as the same tenant, so it must carry the same tier.
+        if annotations_of(prev).get(TIER_ANNOTATION) != tier:
+            rv = _meta(prev).get("resourceVersion")
+            patch = {"metadata": {"annotations": {TIER_ANNOTATION: tier}, "resourceVersion": rv}}
+            plan.writes.append(Write(Write.PATCH, _meta(prev)["name"], spec.name, body=patch))
+            kept_prev = _apply_patch(prev, patch)
+        kept.append(kept_prev)
+    if plan.key_action == "rotated" and spec.previous_key_ttl and old_key and KEY_PATTERN.match(old_key):
+        expires = format_time(now + datetime.timedelta(seconds=spec.previous_key_ttl))
+        prev_name = previous_secret_name(spec.name, old_key)
+        body = build_secret(
+            spec.name,
+            tier,
+            old_key,
+            namespace,
+            labels=spec.labels,
+            annotations=spec.annotations,
+            previous_of=prev_name,
+            expires_at=expires,
+        )
+        plan.writes.append(Write(Write.CREATE, prev_name, spec.name, body=body))
+        kept.append(body)
+    return kept
+
+
+def _state_view(current: Optional[Dict[str, Any]], previous: List[Dict[str, Any]]) -> Dict[str, Any]:
+    state: Dict[str, Any] = {}
+    if current is not None:
+        state[_meta(current).get("name")] = view(current)
+    for prev in previous:
+        state[_meta(prev).get("name")] = view(prev)
+    return state
+
+
+# ---------------------------------------------------------------------------------------------
+# Bulk
+
+
+def group_by_tenant(
+    objects: Iterable[Dict[str, Any]],
+) -> Tuple[Dict[str, Dict[str, Any]], Dict[str, List[Dict[str, Any]]], Dict[str, Dict[str, Any]]]:
+    """Split a namespace listing into managed current Secrets, managed previous Secrets and everything else by name."""
+    current: Dict[str, Dict[str, Any]] = {}
+    previous: Dict[str, List[Dict[str, Any]]] = {}
+    others: Dict[str, Dict[str, Any]] = {}
+    for obj in objects:
+        name = _meta(obj).get("name") or ""
+        tenant = tenant_of(obj)
+        if not is_managed(obj) or not tenant:
+            others[name] = obj
+        elif key_role(obj) == ROLE_PREVIOUS:
+            previous.setdefault(tenant, []).append(obj)
+        elif name == secret_name(tenant):
+            current[tenant] = obj
+        else:
+            others[name] = obj
+    return current, previous, others
+
+
+class BulkPlan:
+    def __init__(self) -> None:
+        self.plans: List[TenantPlan] = []
+        self.created: List[str] = []
+        self.updated: List[str] = []
+        self.removed: List[str] = []
+        self.unchanged: List[str] = []
+
+    @property
+    def writes(self) -> List[Write]:
+        return [w for p in self.plans for w in p.writes]
+
+
+def plan_tenants(
+    specs: List[TenantSpec],
+    namespace: str,
+    listing: Iterable[Dict[str, Any]],
+    *,
+    exclusive: bool,
+    now: Optional[datetime.datetime] = None,
+    key_factory: Callable[[], str] = generate_key,
+) -> BulkPlan:
+    """Reconcile a whole tenant list against one namespace listing; refuse before any write on a foreign name clash."""
+    now = now or utcnow()
+    seen: Dict[str, int] = {}
+    for index, spec in enumerate(specs):
+        if spec.name in seen:
+            raise TenantError(
+                "tenant {0!r} is listed twice (entries {1} and {2})".format(spec.name, seen[spec.name], index)
+            )
+        seen[spec.name] = index
+    current, previous, others = group_by_tenant(listing)
+    for spec in specs:
+        clash = others.get(secret_name(spec.name))
+        if clash is not None:
+            ensure_ours(clash, spec.name)
+    bulk = BulkPlan()
+    for spec in specs:
+        existing = current.get(spec.name)
+        plan = plan_tenant(
+            spec, namespace, existing, previous.get(spec.name, []), now=now, key_factory=key_factory, key_known=False
+        )
+        bulk.plans.append(plan)
+        if existing is None:
+            bulk.created.append(spec.name)
+        elif plan.changed:
+            bulk.updated.append(spec.name)
+        else:
+            bulk.unchanged.append(spec.name)
+    if exclusive:
+        stale = sorted((set(current) | set(previous)) - set(seen))
+        for tenant in stale:
+            gone = TenantSpec(tenant, state="absent")
+            bulk.plans.append(
+                plan_tenant(gone, namespace, current.get(tenant), previous.get(tenant, []), now=now, key_known=False)
+            )
+            bulk.removed.append(tenant)
+    return bulk

@@ -1,0 +1,288 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2025, TokenLabs platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# (these plugins build on kubernetes.core's GPLv3 module_utils)
+"""Executes tenant plans against the Kubernetes API.
+
+Authentication is kubernetes.core's (``get_api_client`` with its AUTH_ARG_SPEC options and K8S_AUTH_*
+environment variables). Requests go through the raw ApiClient with JSON bodies: Secrets stay plain
+dicts, a listing of a thousand Secrets is not turned into model objects, and merge patches carry the
+resourceVersion so concurrent writers meet a 409 instead of overwriting each other.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import contextlib
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_TIERS,
+    KEY_ROLE_LABEL,
+    MANAGED_SELECTOR,
+    ROLE_PREVIOUS,
+    TENANT_LABEL,
+    BulkPlan,
+    ConflictError,
+    TenantError,
+    TenantPlan,
+    TenantSpec,
+    Write,
+    plan_tenant,
+    plan_tenants,
+    secret_name,
+    tenant_facts,
+)
+
+try:
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError as Urllib3Error
+except ImportError:  # reported by AnsibleK8SModule's requires("kubernetes")
+
+    class ApiException(Exception):  # type: ignore[no-redef]
+        """Stands in for the client's exception when the client is missing."""
+
+    class Urllib3Error(Exception):  # type: ignore[no-redef]
+        """Stands in for urllib3's base error when urllib3 is missing."""
+
+CONFLICT_ATTEMPTS = 5
+DEFAULT_WORKERS = 8
+_METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+_MERGE_PATCH = "application/merge-patch+json"
+
+
+def auth_argspec(token: bool = True) -> Dict[str, Any]:
+    """kubernetes.core's connection options. ``token=False`` leaves out ``api_key``, which in the tenant module is
+    the tenant's key; a bearer token for the Kubernetes API then comes from K8S_AUTH_API_KEY or the kubeconfig.
+    """
+    return {k: dict(v) for k, v in AUTH_ARG_SPEC.items() if token or k != "api_key"}
+
+
+def common_argspec(token: bool = True) -> Dict[str, Any]:
+    spec = auth_argspec(token)
+    spec.update(
+        namespace=dict(type="str", default=DEFAULT_NAMESPACE),
+        allowed_tiers=dict(type="list", elements="str", default=list(DEFAULT_TIERS)),
+    )
+    return spec
+
+
+def connect(params: Dict[str, Any], token: bool = True) -> "TenantApi":
+    """An API handle from the module's connection options; a clear TenantError if the server cannot be reached."""
+    kwargs = {name: params.get(name) for name in auth_argspec(token) if params.get(name) is not None}
+    try:
+        k8s = get_api_client(**kwargs)
+    except Exception as exc:  # kubeconfig, TLS and connection errors all surface here
+        raise TenantError("Cannot reach the Kubernetes API server: {0}".format(_short(exc))) from exc
+    return TenantApi(k8s.client.client, params["namespace"])
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else exc.__class__.__name__
+
+
+class TenantApi:
+    """Secrets in one namespace, as dicts."""
+
+    def __init__(self, api_client: Any, namespace: str) -> None:
+        self.api_client = api_client
+        self.namespace = namespace
+        self.writes = 0
+        self._lock = threading.Lock()
+
+    def _path(self, name: Optional[str] = None) -> str:
+        base = "/api/v1/namespaces/{0}/secrets".format(self.namespace)
+        return base if name is None else "{0}/{1}".format(base, name)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: Optional[List[Tuple[str, str]]] = None,
+        accept: str = "application/json",
+        content_type: str = "application/json",
+    ) -> Dict[str, Any]:
+        headers = {"Accept": accept}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        try:
+            response = self.api_client.call_api(
+                path,
+                method,
+                query_params=query or [],
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            raise _api_error(exc, method, path) from exc
+        except Urllib3Error as exc:
+            raise TenantError("Cannot reach the Kubernetes API server: {0}".format(_short(exc))) from exc
+        payload = response.data
+        return json.loads(payload) if payload else {}
+
+    def get(self, name: str) -> Optional[Dict[str, Any]]:
+        try:
+            return self._call("GET", self._path(name))
+        except NotFound:
+            return None
+
+    def list(self, selector: Optional[str] = None, metadata_only: bool = False) -> List[Dict[str, Any]]:
+        query = [("labelSelector", selector)] if selector else []
+        accept = _METADATA_ONLY if metadata_only else "application/json"
+        return self._call("GET", self._path(), query=query, accept=accept).get("items") or []
+
+    def previous(self, tenant: str) -> List[Dict[str, Any]]:
+        selector = "{0},{1}={2},{3}={4}".format(MANAGED_SELECTOR, TENANT_LABEL, tenant, KEY_ROLE_LABEL, ROLE_PREVIOUS)
+        return self.list(selector)
+
+    def apply_write(self, write: Write) -> None:
+        with self._lock:
+            self.writes += 1
+        if write.verb == Write.CREATE:
+            self._call("POST", self._path(), body=write.body)
+        elif write.verb == Write.PATCH:
+            self._call("PATCH", self._path(write.name), body=write.body, content_type=_MERGE_PATCH)
+        else:
+            body = {"kind": "DeleteOptions", "apiVersion": "v1"}
+            if write.resource_version:
+                body["preconditions"] = {"resourceVersion": write.resource_version}
+            with contextlib.suppress(NotFound):  # already gone: the desired state
+                self._call("DELETE", self._path(write.name), body=body)
+
+
+class NotFound(TenantError):
+    pass
+
+
+def _api_error(exc: Any, method: str, path: str) -> TenantError:
+    status = getattr(exc, "status", None)
+    message = _server_message(exc)
+    if status == 404:
+        return NotFound("{0} {1}: not found".format(method, path))
+    if status == 409:
+        return ConflictError("{0} {1}: conflict: {2}".format(method, path, message))
+    if status in (401, 403):
+        return TenantError("{0} {1} was refused by the API server ({2}): {3}".format(method, path, status, message))
+    return TenantError("{0} {1} failed ({2}): {3}".format(method, path, status, message))
+
+
+def _server_message(exc: Any) -> str:
+    try:
+        return json.loads(exc.body).get("message") or str(exc.reason)
+    except (TypeError, ValueError, AttributeError):
+        return str(getattr(exc, "reason", exc))
+
+
+def _apply_plan(api: TenantApi, plan: TenantPlan) -> None:
+    for write in plan.writes:
+        try:
+            api.apply_write(write)
+        except ConflictError:
+            # A grace-period Secret is named after the old key: if it exists, that key is already kept.
+            if write.verb == Write.CREATE and write.name != secret_name(write.tenant):
+                continue
+            raise
+
+
+def reconcile_tenant(
+    api: TenantApi,
+    spec: TenantSpec,
+    check_mode: bool,
+    sleep: Callable[[float], None] = time.sleep,
+) -> TenantPlan:
+    """Read, plan and write one tenant; on a 409 read again and re-plan (another writer got there first)."""
+    for attempt in range(CONFLICT_ATTEMPTS):
+        current = api.get(secret_name(spec.name))
+        previous = api.previous(spec.name)
+        plan = plan_tenant(spec, api.namespace, current, previous)
+        if not plan.changed:
+            plan.facts = tenant_facts(spec.name, api.namespace, current, previous)
+            return plan
+        if check_mode:
+            return plan
+        try:
+            _apply_plan(api, plan)
+        except ConflictError:
+            sleep(0.05 * (attempt + 1))
+            continue
+        if spec.state == "present":
+            stored = api.get(secret_name(spec.name))
+            plan.facts = tenant_facts(spec.name, api.namespace, stored, api.previous(spec.name))
+        return plan
+    raise TenantError(
+        "tenant {0!r}: the Secret kept changing during {1} attempts (409 Conflict); "
+        "another process is writing it".format(spec.name, CONFLICT_ATTEMPTS)
+    )
+
+
+def reconcile_tenants(
+    api: TenantApi,
+    specs: List[TenantSpec],
+    exclusive: bool,
+    check_mode: bool,
+    *,
+    workers: int = DEFAULT_WORKERS,
+) -> Tuple[BulkPlan, List[str]]:
+    """One metadata-only LIST of the namespace, one plan, then only the writes that differ (tenants in parallel).
+
+    Returns the plan and the tenants whose writes failed, with reasons, after retrying conflicts.
+    """
+    listing = api.list(metadata_only=True)
+    bulk = plan_tenants(specs, api.namespace, listing, exclusive=exclusive)
+    pending = [p for p in bulk.plans if p.changed]
+    if check_mode or not pending:
+        return bulk, []
+    by_name = {s.name: s for s in specs}
+    errors: List[str] = []
+
+    def run(plan: TenantPlan) -> Optional[str]:
+        try:
+            _apply_plan(api, plan)
+        except ConflictError:
+            return _retry_one(api, plan, by_name.get(plan.tenant))
+        except TenantError as exc:
+            return "{0}: {1}".format(plan.tenant, exc)
+        return None
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(pending)))) as pool:
+        for error in pool.map(run, pending):
+            if error:
+                errors.append(error)
+    return bulk, errors
+
+
+def _retry_one(api: TenantApi, plan: TenantPlan, spec: Optional[TenantSpec]) -> Optional[str]:
+    spec = spec or TenantSpec(plan.tenant, state="absent")
+    for _attempt in range(CONFLICT_ATTEMPTS):
+        try:
+            current = api.get(secret_name(spec.name))
+            fresh = plan_tenant(spec, api.namespace, current, api.previous(spec.name), key_known=False)
+            _apply_plan(api, fresh)
+        except ConflictError:
+            time.sleep(0.05)
+            continue
+        except TenantError as exc:
+            return "{0}: {1}".format(spec.name, exc)
+        # Whoever created the Secret first owns its key: ours was never stored, so it must not be reported.
+        if plan.key_action == "created" and fresh.key_action != "created":
+            plan.new_key = None
+            plan.key_action = None
+        elif fresh.key_action == "created":
+            plan.new_key = fresh.new_key
+        plan.writes = fresh.writes
+        return None
+    return "{0}: the Secret kept changing (409 Conflict)".format(spec.name)

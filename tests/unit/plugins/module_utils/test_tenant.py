@@ -1,0 +1,338 @@
+"""Pure tenant logic: validation, keys, desired versus current, redacted diffs, bulk plans."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import re
+from typing import Any
+
+import pytest
+from ansible_collections.tokenlabs.platform.plugins.module_utils import tenant as t
+
+NOW = datetime.datetime(2025, 6, 1, 12, 0, 0, tzinfo=datetime.UTC)
+KEY_A = "tlabs_sk_" + "a" * 48
+KEY_B = "tlabs_sk_" + "b" * 48
+KEY_C = "tlabs_sk_" + "c" * 48
+NS = "kuadrant-system"
+
+
+def server(obj: dict[str, Any], rv: str = "7") -> dict[str, Any]:
+    """What the API server returns for a written object: base64 data, resourceVersion, no stringData."""
+    stored = {
+        **obj,
+        "metadata": {**obj["metadata"], "resourceVersion": rv, "creationTimestamp": "2025-01-01T00:00:00Z"},
+    }
+    if "stringData" in stored:
+        data = dict(stored.get("data") or {})
+        data.update({k: base64.b64encode(v.encode()).decode() for k, v in stored.pop("stringData").items()})
+        stored["data"] = data
+    return stored
+
+
+def existing(tenant: str = "acme", tier: str = "pro", key: str = KEY_A, **extra: Any) -> dict[str, Any]:
+    return server(t.build_secret(tenant, tier, key, NS, **extra))
+
+
+def previous(tenant: str = "acme", tier: str = "pro", key: str = KEY_B, expires: datetime.datetime | None = None):
+    expires_at = t.format_time(expires or NOW + datetime.timedelta(hours=1))
+    name = t.previous_secret_name(tenant, key)
+    return server(t.build_secret(tenant, tier, key, NS, previous_of=name, expires_at=expires_at), rv="9")
+
+
+def spec(name: str = "acme", **kwargs: Any) -> t.TenantSpec:
+    return t.TenantSpec(name, **kwargs)
+
+
+def plan(s: t.TenantSpec, current=None, prev=None, **kwargs: Any) -> t.TenantPlan:
+    return t.plan_tenant(s, NS, current, prev or [], now=NOW, key_factory=lambda: KEY_C, **kwargs)
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tenant_id", "message"),
+    [
+        ("", "non-empty"),
+        ("Acme", "not a DNS-1123 label"),
+        ("ACME", "not a DNS-1123 label"),
+        ("a" * 64, "64 characters long"),
+        ("acmé", "not a DNS-1123 label"),
+        ("-acme", "not a DNS-1123 label"),
+        ("acme-", "not a DNS-1123 label"),
+        ("ac_me", "not a DNS-1123 label"),
+        ("ac.me", "not a DNS-1123 label"),
+        (None, "non-empty"),
+        (42, "non-empty"),
+    ],
+)
+def test_bad_tenant_ids_are_rejected(tenant_id, message):
+    with pytest.raises(t.TenantError, match=message):
+        t.validate_tenant_id(tenant_id)
+
+
+@pytest.mark.parametrize("tenant_id", ["a", "acme", "acme-corp-2", "0", "a" * 63])
+def test_good_tenant_ids(tenant_id):
+    assert t.validate_tenant_id(tenant_id) == tenant_id
+
+
+@pytest.mark.parametrize("tier", ["gold", "Pro", "", None])
+def test_unknown_tier(tier):
+    with pytest.raises(t.TenantError, match="unknown tier"):
+        t.validate_tier(tier, t.DEFAULT_TIERS)
+
+
+def test_custom_tiers_are_data():
+    assert t.validate_tier("gold", ["free", "gold"]) == "gold"
+    with pytest.raises(t.TenantError, match="allowed_tiers is empty"):
+        t.validate_tier("free", [])
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["", "tlabs_sk_", "tlabs_sk_" + "A" * 48, "tlabs_sk_" + "a" * 47, "tlabs_sk_" + "a" * 49, "sk_" + "a" * 48, 123],
+)
+def test_malformed_keys_are_rejected_without_echo(key):
+    with pytest.raises(t.TenantError, match="malformed") as err:
+        t.validate_key(key)
+    if isinstance(key, str) and len(key) > len(t.KEY_PREFIX):
+        assert key not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("labels", "annotations", "message"),
+    [
+        ({"app": "other"}, None, "cannot be overridden"),
+        ({"app.kubernetes.io/managed-by": "me"}, None, "cannot be overridden"),
+        (None, {"kuadrant.io/groups": "enterprise"}, "cannot be overridden"),
+        ({"bad key!": "x"}, None, "not a valid Kubernetes label key"),
+        ({"team": "has space"}, None, "invalid value"),
+        (None, {"note": 3}, "must be a string"),
+    ],
+)
+def test_extras_cannot_break_the_contract(labels, annotations, message):
+    with pytest.raises(t.TenantError, match=message):
+        t.validate_extras(labels, annotations)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [(None, None), ("", None), ("90", 90), ("90s", 90), ("15m", 900), ("24h", 86400), (7, 7)]
+)
+def test_ttl(value, seconds):
+    assert t.parse_ttl(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["1y", "-5m", "0", "soon", True])
+def test_bad_ttl(value):
+    with pytest.raises(t.TenantError):
+        t.parse_ttl(value)
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+
+def test_generated_keys_match_the_contract_and_differ():
+    keys = {t.generate_key() for _ in range(200)}
+    assert len(keys) == 200
+    assert all(re.fullmatch(r"tlabs_sk_[0-9a-f]{48}", k) for k in keys)
+
+
+def test_fingerprint_and_redaction_do_not_contain_the_key():
+    assert t.fingerprint(KEY_A).startswith("sha256:")
+    assert KEY_A not in t.redacted(KEY_A)
+    assert t.fingerprint(KEY_A) != t.fingerprint(KEY_B)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        {"data": {"api_key": base64.b64encode(KEY_A.encode()).decode()}},
+        {"stringData": {"api_key": KEY_A}},
+        {"data": {"api_key": "b3RoZXI="}, "stringData": {"api_key": KEY_A}},
+    ],
+)
+def test_decode_key_reads_data_and_string_data(secret):
+    assert t.decode_key(secret) == KEY_A
+
+
+def test_decode_key_of_garbage_is_none():
+    assert t.decode_key({"data": {"api_key": "!!!"}}) is None
+    assert t.decode_key({}) is None
+
+
+# --- single-tenant plans (table) --------------------------------------------------------------
+
+
+CASES = [
+    # id, spec kwargs, current, previous, expected verbs, key_action, returned key
+    ("create", {"tier": "pro"}, None, [], ["create"], "created", KEY_C),
+    ("create-with-key", {"tier": "pro", "api_key": KEY_B}, None, [], ["create"], "created", KEY_B),
+    ("no-op", {"tier": "pro"}, existing(), [], [], None, None),
+    ("no-op-tier-omitted", {}, existing(), [], [], None, None),
+    ("no-op-same-key", {"tier": "pro", "api_key": KEY_A}, existing(), [], [], None, None),
+    ("retier", {"tier": "enterprise"}, existing(), [], ["patch"], None, None),
+    ("rotate", {"rotate_key": True}, existing(), [], ["patch"], "rotated", KEY_C),
+    (
+        "rotate-grace",
+        {"rotate_key": True, "previous_key_ttl": "1h"},
+        existing(),
+        [],
+        ["patch", "create"],
+        "rotated",
+        KEY_C,
+    ),
+    ("rotate-to-given", {"api_key": KEY_B}, existing(), [], ["patch"], "rotated", KEY_B),
+    ("expired-prev", {}, existing(), [previous(expires=NOW)], ["delete"], None, None),
+    ("valid-prev", {}, existing(), [previous()], [], None, None),
+    ("retier-prev", {"tier": "free"}, existing(), [previous()], ["patch", "patch"], None, None),
+    ("absent", {"state": "absent"}, existing(), [previous()], ["delete", "delete"], None, None),
+    ("absent-missing", {"state": "absent"}, None, [], [], None, None),
+]
+
+
+@pytest.mark.parametrize("case", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_plan_table(case):
+    kwargs, current, prev, verbs, key_action, new_key = case
+    p = plan(spec(**kwargs), current, prev)
+    assert [w.verb for w in p.writes] == verbs
+    assert p.changed is bool(verbs)
+    assert p.key_action == key_action
+    assert p.new_key == new_key
+
+
+def test_retier_patches_only_the_annotation():
+    p = plan(spec(tier="enterprise"), existing())
+    (write,) = p.writes
+    assert write.body == {"metadata": {"annotations": {"kuadrant.io/groups": "enterprise"}, "resourceVersion": "7"}}
+
+
+def test_rotation_patch_carries_the_new_key_and_resource_version():
+    p = plan(spec(rotate_key=True), existing())
+    body = p.writes[0].body
+    assert base64.b64decode(body["data"]["api_key"]).decode() == KEY_C
+    assert body["metadata"]["resourceVersion"] == "7"
+
+
+def test_grace_secret_keeps_old_key_user_id_tier_and_authorino_labels():
+    p = plan(spec(rotate_key=True, previous_key_ttl="2h"), existing())
+    body = p.writes[1].body
+    meta = body["metadata"]
+    assert t.decode_key(body) == KEY_A
+    assert meta["name"].startswith("tenant-acme-prev-")
+    assert meta["annotations"]["secret.kuadrant.io/user-id"] == "acme"
+    assert meta["annotations"]["kuadrant.io/groups"] == "pro"
+    assert meta["annotations"]["tokenlabs.io/expires-at"] == "2025-06-01T14:00:00Z"
+    assert {"authorino.kuadrant.io/managed-by": "authorino", "app": "token-labs"}.items() <= meta["labels"].items()
+    assert meta["labels"]["tokenlabs.io/key"] == "previous"
+
+
+def test_create_requires_a_tier():
+    with pytest.raises(t.TenantError, match="tier is required"):
+        plan(spec(), None)
+
+
+def test_string_data_and_data_compare_equal():
+    """A Secret written with stringData by another tool is what the server stores as base64 data."""
+    obj = t.build_secret("acme", "pro", KEY_A, NS)
+    obj["stringData"] = {"api_key": KEY_A}
+    del obj["data"]
+    assert plan(spec(tier="pro", api_key=KEY_A), server(obj)).writes == []
+
+
+def test_corrupted_key_is_repaired_as_rotation():
+    current = existing()
+    current["data"] = {}
+    p = plan(spec(), current)
+    assert p.key_action == "rotated"
+    assert p.new_key == KEY_C
+
+
+@pytest.mark.parametrize(
+    "current",
+    [
+        {"metadata": {"name": "tenant-acme", "namespace": NS, "labels": {"app": "token-labs"}}},
+        {"metadata": {"name": "tenant-acme", "namespace": NS}},
+    ],
+)
+@pytest.mark.parametrize("kwargs", [{"tier": "pro"}, {"state": "absent"}])
+def test_foreign_secret_is_refused(current, kwargs):
+    with pytest.raises(t.TenantError, match=r"not managed by tokenlabs.*refusing"):
+        plan(spec(**kwargs), current)
+
+
+def test_secret_of_another_tenant_is_refused():
+    with pytest.raises(t.TenantError, match="belongs to tenant 'other'"):
+        plan(spec(tier="pro"), existing(tenant="other"))
+
+
+def test_diff_is_redacted():
+    p = plan(spec(rotate_key=True, previous_key_ttl="1h"), existing())
+    text = repr(p.before) + repr(p.after)
+    assert KEY_A not in text
+    assert KEY_C not in text
+    assert p.before["tenant-acme"]["data"]["api_key"] == t.redacted(KEY_A)
+    assert p.after["tenant-acme"]["data"]["api_key"] == t.redacted(KEY_C)
+
+
+def test_facts_never_carry_the_key():
+    facts = t.tenant_facts("acme", NS, existing(), [previous()])
+    assert KEY_A not in repr(facts)
+    assert KEY_B not in repr(facts)
+    assert facts["tier"] == "pro"
+    assert facts["fingerprint"] == t.fingerprint(KEY_A)
+    assert facts["previous_keys"][0]["fingerprint"] == t.fingerprint(KEY_B)
+
+
+# --- bulk -------------------------------------------------------------------------------------
+
+
+def metadata_only(obj: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": obj["metadata"]}
+
+
+def bulk(specs, listing, exclusive=False):
+    return t.plan_tenants(specs, NS, [metadata_only(o) for o in listing], exclusive=exclusive, now=NOW)
+
+
+def test_bulk_creates_missing_and_leaves_matching_alone():
+    b = bulk([spec("acme", tier="pro"), spec("new", tier="free")], [existing()])
+    assert b.created == ["new"]
+    assert b.unchanged == ["acme"]
+    assert [w.verb for w in b.writes] == ["create"]
+
+
+def test_bulk_with_nothing_to_change_plans_zero_writes():
+    listing = [existing(f"t{i}", "pro", t.generate_key()) for i in range(50)]
+    b = bulk([spec(f"t{i}", tier="pro") for i in range(50)], listing)
+    assert b.writes == []
+    assert len(b.unchanged) == 50
+
+
+def test_bulk_never_touches_keys_it_did_not_read():
+    b = bulk([spec("acme", tier="enterprise")], [existing()])
+    (write,) = b.writes
+    assert "data" not in write.body
+
+
+def test_bulk_exclusive_removes_unlisted_managed_tenants_and_their_previous_keys():
+    listing = [existing(), existing("gone"), previous("gone"), {"metadata": {"name": "unrelated", "labels": {}}}]
+    b = bulk([spec("acme", tier="pro")], listing, exclusive=True)
+    assert b.removed == ["gone"]
+    assert sorted(w.name for w in b.writes) == sorted(["tenant-gone", t.previous_secret_name("gone", KEY_B)])
+    assert all(w.verb == "delete" for w in b.writes)
+
+
+def test_bulk_without_exclusive_keeps_unlisted():
+    assert bulk([spec("acme", tier="pro")], [existing(), existing("other")]).writes == []
+
+
+def test_bulk_refuses_a_foreign_name_clash_before_planning_writes():
+    foreign = {"metadata": {"name": "tenant-new", "namespace": NS, "labels": {"app": "token-labs"}}}
+    with pytest.raises(t.TenantError, match="not managed by tokenlabs"):
+        bulk([spec("a", tier="pro"), spec("new", tier="pro")], [foreign])
+
+
+def test_bulk_duplicate_ids():
+    with pytest.raises(t.TenantError, match="listed twice"):
+        bulk([spec("a", tier="pro"), spec("a", tier="free")], [])
