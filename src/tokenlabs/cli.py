@@ -21,6 +21,7 @@ LAB_DIR = Path(os.environ.get("TOKENLABS_LAB_DIR", REPO_ROOT / ".lab"))
 LAB_INVENTORY = REPO_ROOT / "inventory" / "lab"
 PRODUCTION_INVENTORY = REPO_ROOT / "inventory" / "production"
 ARTIFACTS_ENV = "TOKENLABS_ARTIFACTS"
+TENANT_LOOKUP_TASK = "Tenant | Look the tenant up"
 
 _STATUS = {
     "runner_on_ok": "ok",
@@ -99,11 +100,12 @@ def run(
     *,
     extravars: dict[str, Any] | None = None,
     envvars: dict[str, str] | None = None,
-    report: Callable[[], dict[str, Any]] | None = None,
+    report: Callable[[runner.PlayResult], dict[str, Any]] | None = None,
+    capture: tuple[str, ...] = (),
 ) -> runner.PlayResult:
     """Run a playbook with live progress; raise CliError naming the failing task and host.
 
-    ``report`` adds what exists after a successful run to the JSON summary.
+    ``report`` adds what it finds after a successful run to the JSON summary.
     """
     inventory = Path(args.inventory).resolve()
     if not inventory.exists():
@@ -119,8 +121,9 @@ def run(
         tags=getattr(args, "tags", None),
         check=getattr(args, "check", False),
         on_event=None if quiet else progress_printer(sys.stderr),
+        capture=capture,
     )
-    print_summary(result, as_json=quiet, extra={"report": report()} if report and quiet and result.ok else None)
+    print_summary(result, as_json=quiet, extra=report(result) if report and quiet and result.ok else None)
     if not result.ok:
         if result.failures:
             first = result.failures[0]
@@ -149,6 +152,10 @@ def cmd_usage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tenants_of(result: runner.PlayResult) -> dict[str, Any]:
+    return {"tenants": result.captured.get(TENANT_LOOKUP_TASK, {}).get("tenants", [])}
+
+
 def cmd_tenant(args: argparse.Namespace) -> int:
     extravars: dict[str, Any] = {"action": args.action}
     if getattr(args, "tenant", None):
@@ -157,6 +164,16 @@ def cmd_tenant(args: argparse.Namespace) -> int:
         extravars["tier"] = args.tier
     if getattr(args, "previous_key_ttl", None):
         extravars["previous_key_ttl"] = args.previous_key_ttl
+    if args.action in ("list", "show"):
+        result = run(
+            args, "playbooks/tenant.yml", extravars=extravars, capture=(TENANT_LOOKUP_TASK,), report=_tenants_of
+        )
+        if not args.json:
+            tenants = _tenants_of(result)["tenants"]
+            print(f"{'tenant':<24} {'tier':<12} {'created':<22} key fingerprint")
+            for t in tenants:
+                print(f"{t['name']:<24} {t['tier']:<12} {t.get('created', ''):<22} {t.get('fingerprint', '')}")
+        return 0
     if args.action not in ("add", "rotate"):
         run(args, "playbooks/tenant.yml", extravars=extravars)
         return 0
@@ -182,7 +199,11 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
     state = manager.up(LAB_DIR)
     print(f"cluster {state['server']}, kubeconfig {state['kubeconfig']}", file=sys.stderr)
     args.inventory = str(LAB_INVENTORY)
-    run(args, "site.yml", report=lambda: {**lab_report.collect(state["kubeconfig"]), "tts_url": state["tts_url"]})
+    run(
+        args,
+        "site.yml",
+        report=lambda _: {"report": {**lab_report.collect(state["kubeconfig"]), "tts_url": state["tts_url"]}},
+    )
     if not args.json:
         print(lab_report.render(lab_report.collect(state["kubeconfig"]), state["tts_url"]))
     return 0

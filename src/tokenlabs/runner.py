@@ -31,6 +31,7 @@ class PlayResult:
     duration: float
     hosts: dict[str, dict[str, int]] = field(default_factory=dict)
     failures: list[dict[str, str]] = field(default_factory=list)
+    captured: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -55,13 +56,18 @@ def run_playbook(
     tags: str | None = None,
     check: bool = False,
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    capture: tuple[str, ...] = (),
 ) -> PlayResult:
-    """Run ``playbook`` (relative to the repository) and collect per-host counts and failures."""
+    """Run ``playbook`` (relative to the repository) and collect per-host counts and failures.
+
+    The results of tasks named in ``capture`` are kept (no_log tasks arrive censored by Ansible).
+    """
     stamp = time.strftime("%Y%m%dT%H%M%S")
     private = artifacts_root / f"{stamp}-{Path(playbook).stem}"
     private.mkdir(parents=True, exist_ok=True)
     hosts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     failures: list[dict[str, str]] = []
+    captured: dict[str, dict[str, Any]] = {}
 
     def handler(event: dict[str, Any]) -> bool:
         name = event.get("event", "")
@@ -71,6 +77,8 @@ def run_playbook(
             counts[_COUNTED[name]] += 1
             if name == "runner_on_ok" and data.get("res", {}).get("changed"):
                 counts["changed"] += 1
+            if name == "runner_on_ok" and data.get("task") in capture:
+                captured[data["task"]] = data.get("res", {})
             if name in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
                 failures.append(
                     {
@@ -107,4 +115,5 @@ def run_playbook(
         duration=time.monotonic() - started,
         hosts={h: dict(c) for h, c in hosts.items()},
         failures=failures,
+        captured=captured,
     )
