@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages: shellcheck for ansible-test sanity, plus what the TTS service's CPU engines need.
 APT_PACKAGES := shellcheck $(shell cat services/magpie_tts/apt-packages.txt 2>/dev/null)
-TTS_EXTRAS ?= test
+TTS_EXTRAS ?= test,piper
 COLLECTION_LINK := collections/ansible_collections/tokenlabs/platform
 
 .PHONY: setup bins lab lab-down lab-status lint sanity pytest test clean

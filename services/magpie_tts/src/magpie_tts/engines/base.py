@@ -82,5 +82,10 @@ class SpeechEngine(Protocol):
         ...
 
 
+def niced(command: list[str], niceness: int) -> list[str]:
+    """`command` run through nice(1) when `niceness` is set."""
+    return ["nice", "-n", str(niceness), *command] if niceness > 0 else command
+
+
 def float_to_int16(audio: npt.NDArray[np.floating]) -> npt.NDArray[np.int16]:
     return (np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)

@@ -5,11 +5,11 @@ installed in the production image.
 """
 
 import asyncio
-import contextlib
 import shutil
+import subprocess
 
 from ..audio import parse_wav
-from .base import MAGPIE_SPEAKERS, BatchObserver, EngineAudio, EngineError, Speaker
+from .base import MAGPIE_SPEAKERS, BatchObserver, EngineAudio, EngineError, Speaker, niced
 
 _VOICES = {"en": "en-us", "es": "es", "de": "de", "fr": "fr-fr", "it": "it", "vi": "vi", "zh": "cmn"}
 # Variants make the five speakers distinguishable: two female, three male.
@@ -21,8 +21,9 @@ _MIN_WPM, _MAX_WPM = 80, 450
 class EspeakEngine:
     name = "espeak"
 
-    def __init__(self, executable: str, max_parallel: int, on_batch: BatchObserver) -> None:
+    def __init__(self, executable: str, max_parallel: int, on_batch: BatchObserver, nice: int = 0) -> None:
         self._executable = executable
+        self._nice = nice
         self._slots = asyncio.Semaphore(max_parallel)
         self._on_batch = on_batch
         self._waiting = 0
@@ -73,26 +74,16 @@ class EspeakEngine:
 
     async def _run(self, text: str, voice: str, wpm: int) -> bytes:
         # Text goes through stdin so that input starting with "-" is never read as an option.
-        proc = await asyncio.create_subprocess_exec(
-            self._executable,
-            "--stdout",
-            "--stdin",
-            "-b",
-            "1",
-            "-v",
-            voice,
-            "-s",
-            str(wpm),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        command = [self._executable, "--stdout", "--stdin", "-b", "1", "-v", voice, "-s", str(wpm)]
+        # A plain Popen waited on in a worker thread: unlike asyncio's subprocess transports it
+        # leaves nothing bound to the event loop once the process is done.
+        proc = subprocess.Popen(
+            niced(command, self._nice), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         try:
-            out, err = await proc.communicate(text.encode("utf-8"))
+            out, err = await asyncio.to_thread(proc.communicate, text.encode("utf-8"))
         except asyncio.CancelledError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+            proc.kill()
             raise
         if proc.returncode != 0:
             raise EngineError(f"espeak-ng exited with {proc.returncode}: {err.decode(errors='replace')[:200]}")

@@ -37,7 +37,7 @@ _WARMUP_TEXT = {
     "fr": "Bonjour, le service vocal se prépare.",
     "it": "Ciao, il servizio vocale si sta preparando.",
     "vi": "Xin chào, dịch vụ giọng nói đang khởi động.",
-    "zh": "你好，语音服务正在准备。",
+    "zh": "你好，语音服务正在准备。",  # noqa: RUF001 - Chinese punctuation is the point
 }
 
 
@@ -50,7 +50,7 @@ class MagpieModel(Protocol):
         self,
         transcript: str,
         language: str = "en",
-        apply_TN: bool = False,  # noqa: N803 - NeMo's parameter name
+        apply_TN: bool = False,
         use_cfg: bool = True,
         speaker_index: int | None = None,
     ) -> tuple[Any, Any]: ...
@@ -105,7 +105,7 @@ def read_speaker_map(model_dir: Path, num_baked_speakers: int) -> tuple[Speaker,
     by_index = {int(entry["index"]): entry for entry in entries}
     if sorted(by_index) != list(range(num_baked_speakers)):
         raise EngineError(
-            f"{path} lists speaker indices {sorted(by_index)}, the checkpoint has {num_baked_speakers} speakers"
+            f"{path} lists speaker indices {sorted(by_index)}; the checkpoint has {num_baked_speakers} speakers"
         )
     speakers = []
     for index in range(num_baked_speakers):
@@ -134,7 +134,7 @@ def _build_normalizer(enabled: bool) -> Callable[[str, str], str] | None:
         if language not in cache:
             try:
                 cache[language] = Normalizer(input_case="cased", lang=language)
-            except Exception:  # noqa: BLE001 - a missing grammar must not take the language down
+            except Exception:  # a missing grammar must not take the language down
                 log.warning("no text normaliser for %s; synthesising unnormalised text", language)
                 cache[language] = None
         normalizer = cache[language]
@@ -231,10 +231,6 @@ class MagpieEngine:
     def speakers(self) -> tuple[Speaker, ...]:
         return self._runtime.speakers if self._runtime is not None else ()
 
-    @property
-    def revision(self) -> str:
-        return self._runtime.revision if self._runtime is not None else "unknown"
-
     def max_chunk_chars(self, language: str) -> int:
         return _MAX_CHUNK_CHARS.get(language, 200)
 
@@ -243,7 +239,12 @@ class MagpieEngine:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._runtime = await loop.run_in_executor(self._gpu, self._loader, self._settings)
+        self._runtime = runtime = await loop.run_in_executor(self._gpu, self._loader, self._settings)
+        log.info(
+            "Magpie checkpoint revision %s, speakers %s",
+            runtime.revision,
+            ", ".join(f"{i}={s.name}" for i, s in enumerate(runtime.speakers)),
+        )
         self._batcher = asyncio.create_task(self._batch_loop(), name="magpie-batcher")
         await self._warm_up()
         self._ready = True
@@ -254,9 +255,7 @@ class MagpieEngine:
         for language in self._languages:
             await self.synthesize(_WARMUP_TEXT.get(language, "Hello."), speaker="", language=language, speed=1.0)
         english = _WARMUP_TEXT["en"]
-        await asyncio.gather(
-            *(self.synthesize(english, speaker="", language="en", speed=1.0) for _ in range(2))
-        )
+        await asyncio.gather(*(self.synthesize(english, speaker="", language="en", speed=1.0) for _ in range(2)))
 
     async def close(self) -> None:
         self._ready = False
@@ -305,7 +304,7 @@ class MagpieEngine:
         self._on_batch(len(group))
         try:
             results = await loop.run_in_executor(self._gpu, self._generate, group)
-        except Exception as exc:  # noqa: BLE001 - every waiting request must hear about the failure
+        except Exception as exc:  # every waiting request must hear about the failure
             log.exception("Magpie generation failed for a batch of %d", len(group))
             for item in group:
                 if not item.future.done():

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from ..audio import parse_wav
-from .base import MAGPIE_SPEAKERS, BatchObserver, EngineAudio, EngineError, Speaker
+from .base import MAGPIE_SPEAKERS, BatchObserver, EngineAudio, EngineError, Speaker, niced
 
 _WROTE = re.compile(r"Wrote (.+\.wav)\s*$")
 _START_TIMEOUT = 60.0
@@ -37,20 +37,16 @@ def _consume_result(task: "asyncio.Future[bytes]") -> None:
 class _Worker:
     """One `python -m piper` process: a line of text in, one WAV file out, strictly in order."""
 
-    def __init__(self, model: Path, workdir: Path) -> None:
+    def __init__(self, model: Path, workdir: Path, nice: int) -> None:
         self._model = model
         self._workdir = workdir
+        self._nice = nice
         self._proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
+        command = [sys.executable, "-m", "piper", "--model", str(self._model), "--output-dir", str(self._workdir)]
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "piper",
-            "--model",
-            str(self._model),
-            "--output-dir",
-            str(self._workdir),
+            *niced(command, self._nice),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
@@ -95,8 +91,9 @@ class _Worker:
 class PiperEngine:
     name = "piper"
 
-    def __init__(self, model: Path | None, processes: int, on_batch: BatchObserver) -> None:
+    def __init__(self, model: Path | None, processes: int, on_batch: BatchObserver, nice: int = 0) -> None:
         self._model = model
+        self._nice = nice
         self._processes = processes
         self._on_batch = on_batch
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
@@ -129,13 +126,11 @@ class PiperEngine:
             raise EngineError(f"piper model not found: {model}")
         self._tmp = tempfile.TemporaryDirectory(prefix="piper-")
         for index in range(self._processes):
-            worker = _Worker(model, Path(self._tmp.name) / str(index))
+            worker = _Worker(model, Path(self._tmp.name) / str(index), self._nice)
             await worker.start()
             self._workers.append(worker)
         # The first line of each worker pays for loading the model; do it before reporting ready.
-        await asyncio.wait_for(
-            asyncio.gather(*(worker.run("Ready.") for worker in self._workers)), _START_TIMEOUT
-        )
+        await asyncio.wait_for(asyncio.gather(*(worker.run("Ready.") for worker in self._workers)), _START_TIMEOUT)
         for worker in self._workers:
             self._idle.put_nowait(worker)
         self._ready = True

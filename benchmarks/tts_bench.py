@@ -1,0 +1,262 @@
+"""Benchmark the speech service on the CPU engines (piper, espeak-ng), side by side with the engines
+called directly in-process.
+
+For each engine it measures, in one run:
+- time to first audio byte (p50/p95) for a one-sentence and a ten-sentence input, through the
+  service (a `python -m magpie_tts` process on loopback) and, as the baseline, the engine's own
+  time for the first sentence;
+- real-time factor (engine time / audio time) and total time, direct vs through the service;
+- throughput with 1, 2, 4 and 8 concurrent ten-sentence streams (seconds of audio per wall-clock
+  second, pcm so that encoding is measured separately);
+- resampling + encoding cost per format, as a share of the audio duration.
+
+Prints a table and writes `benchmarks/results/tts.json`. It asserts nothing.
+
+    python benchmarks/tts_bench.py [--engines piper,espeak] [--runs 10]
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from magpie_tts.audio import AudioPipeline
+from magpie_tts.config import Settings
+from magpie_tts.engines import EngineAudio, SpeechEngine, build_engine
+from magpie_tts.text import clean_text, split_chunks
+
+ONE = "The quick brown fox jumps over the lazy dog near the quiet river bank."
+TEN = " ".join(
+    [
+        "The quick brown fox jumps over the lazy dog near the quiet river bank.",
+        "Morning light spread slowly across the hills and the fields below.",
+        "A small boat drifted past the harbour while the gulls circled overhead.",
+        "She opened the letter, read the first line, and smiled at the news.",
+        "Trains left the station every ten minutes during the busy holiday season.",
+        "The old library kept its rarest books behind a locked glass door.",
+        "After the storm, the streets were quiet and the air smelled of rain.",
+        "He wrote the numbers down carefully and checked them twice before leaving.",
+        "Children played in the park until the lamps came on along the path.",
+        "By evening the whole town had gathered to watch the fireworks over the bay.",
+    ]
+)
+FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
+CONCURRENCY = (1, 2, 4, 8)
+RESULTS = Path(__file__).resolve().parent / "results" / "tts.json"
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+async def direct_once(engine: SpeechEngine, chunks: list[str]) -> tuple[float, float, float]:
+    """(first chunk time, total time, audio seconds) with the engine called in-process."""
+    started = time.perf_counter()
+    first, audio_seconds = 0.0, 0.0
+    for index, chunk in enumerate(chunks):
+        audio = await engine.synthesize(chunk, speaker="aria", language="en", speed=1.0)
+        if index == 0:
+            first = time.perf_counter() - started
+        audio_seconds += audio.seconds
+    return first, time.perf_counter() - started, audio_seconds
+
+
+async def side_by_side(engine: SpeechEngine, service: "Service", text: str, runs: int) -> dict[str, Any]:
+    """Engine alone and through the service, alternating run by run so both see the same load."""
+    chunks = split_chunks(clean_text(text), engine.max_chunk_chars("en"))
+    await asyncio.to_thread(service.speak, text)  # warm the connection and the request path
+    d_first, d_total, s_first, s_total = [], [], [], []
+    audio_seconds, size = 0.0, 0
+    for _ in range(runs):
+        first, total, audio_seconds = await direct_once(engine, chunks)
+        d_first.append(first)
+        d_total.append(total)
+        first, total, size = await asyncio.to_thread(service.speak, text)
+        s_first.append(first)
+        s_total.append(total)
+    served_seconds = size / 2 / 24_000
+    return {
+        "chunks": len(chunks),
+        "engine_first_chunk_p50_ms": statistics.median(d_first) * 1000,
+        "engine_first_chunk_p95_ms": pct(d_first, 95) * 1000,
+        "engine_total_p50_ms": statistics.median(d_total) * 1000,
+        "engine_rtf": statistics.median(d_total) / audio_seconds,
+        "service_ttfb_p50_ms": statistics.median(s_first) * 1000,
+        "service_ttfb_p95_ms": pct(s_first, 95) * 1000,
+        "service_total_p50_ms": statistics.median(s_total) * 1000,
+        "service_rtf": statistics.median(s_total) / served_seconds,
+        "audio_seconds": served_seconds,
+        "ttfb_minus_engine_first_ms": (statistics.median(s_first) - statistics.median(d_first)) * 1000,
+        "total_overhead_pct": 100
+        * (statistics.median(s_total) - statistics.median(d_total))
+        / statistics.median(d_total),
+    }
+
+
+async def collect_audio(engine: SpeechEngine, text: str) -> list[EngineAudio]:
+    chunks = split_chunks(clean_text(text), engine.max_chunk_chars("en"))
+    return [await engine.synthesize(c, speaker="aria", language="en", speed=1.0) for c in chunks]
+
+
+def encoding_cost(audio: list[EngineAudio], runs: int) -> dict[str, dict[str, float]]:
+    seconds = sum(a.seconds for a in audio)
+    out: dict[str, dict[str, float]] = {}
+    for fmt in FORMATS:
+        times = []
+        for _ in range(runs):
+            pipeline = AudioPipeline(fmt, 1.0, time.perf_counter)  # type: ignore[arg-type]
+            started = time.perf_counter()
+            for part in audio:
+                pipeline.feed(part.samples, part.sample_rate, part.speed_applied)
+            pipeline.finish()
+            times.append(time.perf_counter() - started)
+        median = statistics.median(times)
+        out[fmt] = {"encode_ms": median * 1000, "share_of_audio_pct": 100 * median / seconds}
+    return out
+
+
+class Service:
+    """`python -m magpie_tts` on a free loopback port."""
+
+    def __init__(self, engine: str) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        env = {
+            **os.environ,
+            "MAGPIE_TTS_ENGINE": engine,
+            "MAGPIE_TTS_HOST": "127.0.0.1",
+            "MAGPIE_TTS_PORT": str(self.port),
+            "MAGPIE_TTS_LOG_LEVEL": "warning",
+            "MAGPIE_TTS_MAX_ACTIVE_STREAMS": "8",
+        }
+        self.proc = subprocess.Popen([sys.executable, "-m", "magpie_tts"], env=env)
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/ready").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.close()
+        raise RuntimeError(f"the {engine} service did not become ready")
+
+    def speak(self, text: str, fmt: str = "pcm") -> tuple[float, float, int]:
+        """(time to first byte, total time, bytes) for one streamed request."""
+        body = {"model": "tts-1", "voice": "aria", "input": text, "response_format": fmt}
+        size, first = 0, 0.0
+        started = time.perf_counter()
+        with httpx.stream("POST", f"{self.url}/v1/audio/speech", json=body, timeout=300) as response:
+            response.raise_for_status()
+            for chunk in response.iter_raw():
+                if chunk and not size:
+                    first = time.perf_counter() - started
+                size += len(chunk)
+        return first, time.perf_counter() - started, size
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def throughput(service: Service, text: str) -> dict[str, dict[str, float]]:
+    out = {}
+    for streams in CONCURRENCY:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(streams) as pool:
+            results = list(pool.map(lambda _: service.speak(text), range(streams)))
+        wall = time.perf_counter() - started
+        audio = sum(size for _, _, size in results) / 2 / 24_000
+        out[str(streams)] = {
+            "wall_s": wall,
+            "audio_x_realtime": audio / wall,
+            "ttfb_p50_ms": statistics.median(first for first, _, _ in results) * 1000,
+        }
+    return out
+
+
+def bench_engine(name: str, runs: int) -> dict[str, Any]:
+    settings = Settings(engine=name)  # type: ignore[arg-type]
+    service = Service(name)
+
+    async def measure() -> dict[str, Any]:
+        engine = build_engine(settings, lambda _: None)
+        await engine.start()
+        try:
+            return {
+                "one": await side_by_side(engine, service, ONE, runs),
+                "ten": await side_by_side(engine, service, TEN, max(3, runs // 2)),
+                "encoding": encoding_cost(await collect_audio(engine, TEN), 5),
+            }
+        finally:
+            await engine.close()
+
+    try:
+        result = asyncio.run(measure())
+        result["throughput"] = throughput(service, TEN)
+    finally:
+        service.close()
+    return result
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = []
+    for name, r in results["engines"].items():
+        lines.append(f"\n## {name}")
+        lines.append(
+            "| input | engine 1st sentence p50/p95 ms | service TTFB p50/p95 ms | TTFB - engine ms "
+            "| engine total ms | service total ms | overhead % | RTF engine / service |"
+        )
+        lines.append("|---|---|---|---|---|---|---|---|")
+        for size, label in (("one", "1 sentence"), ("ten", "10 sentences")):
+            m = r[size]
+            lines.append(
+                f"| {label} | {m['engine_first_chunk_p50_ms']:.0f} / {m['engine_first_chunk_p95_ms']:.0f} "
+                f"| {m['service_ttfb_p50_ms']:.0f} / {m['service_ttfb_p95_ms']:.0f} "
+                f"| {m['ttfb_minus_engine_first_ms']:+.1f} | {m['engine_total_p50_ms']:.0f} "
+                f"| {m['service_total_p50_ms']:.0f} | {m['total_overhead_pct']:+.1f} "
+                f"| {m['engine_rtf']:.3f} / {m['service_rtf']:.3f} |"
+            )
+        lines.append("\n| concurrent streams | wall s | audio x real time | TTFB p50 ms |")
+        lines.append("|---|---|---|---|")
+        for streams, t in r["throughput"].items():
+            lines.append(f"| {streams} | {t['wall_s']:.2f} | {t['audio_x_realtime']:.1f} | {t['ttfb_p50_ms']:.0f} |")
+        lines.append("\n| format | resample+encode ms (10 sentences) | % of audio duration |")
+        lines.append("|---|---|---|")
+        for fmt, e in r["encoding"].items():
+            lines.append(f"| {fmt} | {e['encode_ms']:.1f} | {e['share_of_audio_pct']:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engines", default="piper,espeak")
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args()
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "engines": {},
+    }
+    for name in args.engines.split(","):
+        results["engines"][name] = bench_engine(name, args.runs)
+    print(table(results))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwritten to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

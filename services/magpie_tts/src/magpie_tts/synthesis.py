@@ -1,0 +1,117 @@
+"""From sentence chunks to encoded bytes: the per-request streaming pipeline."""
+
+import asyncio
+import base64
+import json
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from .admission import Ticket
+from .audio import AudioPipeline, ResponseFormat
+from .engines import EngineAudio, EngineError, SpeechEngine
+from .errors import OpenAIError, sse_error_event
+from .metrics import ServiceMetrics
+
+# Magpie's codec emits 21.5 frames per second of audio; those frames are the model's output
+# tokens, so SSE usage reports them (input tokens are characters, which is how TTS is metered).
+CODEC_FRAMES_PER_SECOND = 21.5
+
+
+@dataclass(frozen=True)
+class SpeechJob:
+    chunks: tuple[str, ...]
+    speaker: str
+    language: str
+    speed: float
+    format: ResponseFormat
+    input_chars: int
+
+
+class SpeechStream:
+    """Synthesises a job chunk by chunk, `prefetch` chunks ahead, and yields encoded audio.
+
+    Cancelling the consumer (client disconnect) cancels the outstanding engine calls and frees
+    the admission slot.
+    """
+
+    def __init__(
+        self, engine: SpeechEngine, job: SpeechJob, ticket: Ticket, metrics: ServiceMetrics, prefetch: int
+    ) -> None:
+        self._engine = engine
+        self._job = job
+        self._ticket = ticket
+        self._metrics = metrics
+        self._prefetch = prefetch
+        self.pipeline = AudioPipeline(job.format, job.speed, time.perf_counter)
+        self.engine_seconds = 0.0
+
+    async def _timed(self, text: str) -> tuple[EngineAudio, float]:
+        started = time.perf_counter()
+        audio = await self._engine.synthesize(
+            text, speaker=self._job.speaker, language=self._job.language, speed=self._job.speed
+        )
+        return audio, time.perf_counter() - started
+
+    async def audio(self) -> AsyncIterator[bytes]:
+        job = self._job
+        pending: deque[asyncio.Task[tuple[EngineAudio, float]]] = deque()
+        remaining = iter(job.chunks)
+
+        def top_up(ahead: int) -> None:
+            while len(pending) <= ahead:
+                text = next(remaining, None)
+                if text is None:
+                    return
+                pending.append(asyncio.create_task(self._timed(text)))
+
+        try:
+            await self._ticket.acquire()
+            # The first chunk runs alone: on a CPU engine a chunk synthesised beside it would slow
+            # it down, and time to first byte matters more than throughput.
+            top_up(0)
+            while pending:
+                audio, spent = await pending.popleft()
+                self.engine_seconds += spent
+                top_up(self._prefetch)
+                # Resampling and encoding run off the event loop so health probes stay instant.
+                data = await asyncio.to_thread(
+                    self.pipeline.feed, audio.samples, audio.sample_rate, audio.speed_applied
+                )
+                if data:
+                    yield data
+            tail = await asyncio.to_thread(self.pipeline.finish)
+            if tail:
+                yield tail
+            self._record()
+        finally:
+            for task in pending:
+                task.cancel()
+            self._ticket.release()
+
+    def _record(self) -> None:
+        metrics, seconds = self._metrics, self.pipeline.output_seconds
+        metrics.audio_seconds.labels(metrics.engine).inc(seconds)
+        metrics.encode_seconds.labels(self._job.format).inc(self.pipeline.encode_seconds)
+        if seconds > 0:
+            metrics.rtf.labels(metrics.engine).observe(self.engine_seconds / seconds)
+
+    def usage(self) -> dict[str, int]:
+        output_tokens = round(self.pipeline.output_seconds * CODEC_FRAMES_PER_SECOND)
+        return {
+            "input_tokens": self._job.input_chars,
+            "output_tokens": output_tokens,
+            "total_tokens": self._job.input_chars + output_tokens,
+        }
+
+    async def sse(self) -> AsyncIterator[bytes]:
+        try:
+            async for data in self.audio():
+                event = {"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")}
+                yield b"data: " + json.dumps(event).encode() + b"\n\n"
+        except EngineError as exc:
+            yield sse_error_event(OpenAIError(500, str(exc), type_="server_error", code="synthesis_failed"))
+            return
+        done = {"type": "speech.audio.done", "usage": self.usage()}
+        yield b"data: " + json.dumps(done).encode() + b"\n\n"
