@@ -145,7 +145,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
-    extravars = {"usage_report_since": args.since, "usage_report_output_dir": str(Path(args.output).resolve())}
+    extravars = {
+        "usage_report_start": args.since,
+        "usage_report_end": args.until,
+        "usage_report_dir": str(Path(args.output).resolve()),
+    }
     if args.prometheus_url:
         extravars["usage_report_prometheus_url"] = args.prometheus_url
     run(args, "playbooks/usage_report.yml", extravars=extravars)
@@ -249,8 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     usage = sub.add_parser("usage", help="per-tenant requests and tokens, for billing")
     _common(usage)
-    usage.add_argument("--since", required=True, help="start of the range, e.g. 2026-11-01 or 7d")
-    usage.add_argument("--output", default="usage", help="directory for usage.csv and usage.json")
+    usage.add_argument("--since", required=True, help="start of the range: RFC 3339 time or a duration back (7d)")
+    usage.add_argument("--until", default="now", help="end of the range (default now)")
+    usage.add_argument("--output", default="reports", help="directory for the CSV and JSON files")
     usage.add_argument("--prometheus-url", help="Prometheus base URL (default: from the inventory)")
     usage.set_defaults(func=cmd_usage)
 

@@ -145,6 +145,7 @@ def test_deployment_pinned_to_a_spark_becomes_available(k8s_workloads: Cluster, 
                     "metadata": {"labels": labels},
                     "spec": {
                         "nodeSelector": {"kubernetes.io/hostname": "spark-01"},
+                        "runtimeClassName": "nvidia",
                         "containers": [
                             {
                                 "name": "probe",

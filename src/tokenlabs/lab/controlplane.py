@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 from tokenlabs.lab import pki as pki_mod
-from tokenlabs.lab.nodes import NodeSpec, node_manifest
+from tokenlabs.lab.nodes import NVIDIA_RUNTIME_CLASS, NodeSpec, node_manifest
 
 _PR_SET_PDEATHSIG = 1
 _START_TIMEOUT = 90.0
@@ -366,6 +366,8 @@ class ControlPlane:
                     f"--config={stages}",
                 ],
             )
+            # The GPU Operator creates this on real clusters; GPU pods name it and are refused without it.
+            self.apply(NVIDIA_RUNTIME_CLASS, "/apis/node.k8s.io/v1/runtimeclasses/nvidia")
             for node in nodes:
                 self.apply(node_manifest(node), f"/api/v1/nodes/{node.name}")
             for node in nodes:

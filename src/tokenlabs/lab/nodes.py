@@ -36,6 +36,13 @@ class NodeSpec:
         return labels | self.extra_labels
 
 
+NVIDIA_RUNTIME_CLASS: dict[str, Any] = {
+    "apiVersion": "node.k8s.io/v1",
+    "kind": "RuntimeClass",
+    "metadata": {"name": "nvidia"},
+    "handler": "nvidia",
+}
+
 LAB_NODES: tuple[NodeSpec, ...] = (
     NodeSpec(name="controller", arch="amd64", role="controller", cpu="8", memory="31Gi"),
     NodeSpec(name="spark-01", arch="arm64", role="gpu", gpus=1),

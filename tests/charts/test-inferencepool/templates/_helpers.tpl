@@ -1,0 +1,3 @@
+{{- define "test-inferencepool.epp" -}}
+{{ .Release.Name | lower | trim | trunc 40 }}-epp
+{{- end -}}
