@@ -133,8 +133,20 @@ def run(
 
 
 # --- verbs ---------------------------------------------------------------------------------------
+def _converge(
+    args: argparse.Namespace, keys_dir: Path, report: Callable[[runner.PlayResult], dict[str, Any]] | None = None
+) -> None:
+    """site.yml, with keys of newly created inventory tenants written to a 0600 file, never to output."""
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    key_file = keys_dir / "tenant-keys.yml"
+    before = key_file.stat().st_mtime if key_file.exists() else None
+    run(args, "site.yml", extravars={"tokenlabs_tenants_key_file": str(key_file)}, report=report)
+    if key_file.exists() and key_file.stat().st_mtime != before:
+        print(f"new tenant keys were written to {key_file} (mode 0600)", file=sys.stderr)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
-    run(args, "site.yml")
+    _converge(args, _artifacts_root(Path(args.inventory).resolve()).parent)
     return 0
 
 
@@ -203,9 +215,9 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
     state = manager.up(LAB_DIR)
     print(f"cluster {state['server']}, kubeconfig {state['kubeconfig']}", file=sys.stderr)
     args.inventory = str(LAB_INVENTORY)
-    run(
+    _converge(
         args,
-        "site.yml",
+        LAB_DIR,
         report=lambda _: {"report": {**lab_report.collect(state["kubeconfig"]), "tts_url": state["tts_url"]}},
     )
     if not args.json:

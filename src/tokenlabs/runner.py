@@ -13,11 +13,15 @@ import ansible_runner
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-_COUNTED = {
-    "runner_on_ok": "ok",
-    "runner_on_failed": "failed",
-    "runner_on_unreachable": "unreachable",
-    "runner_on_skipped": "skipped",
+# playbook_on_stats keys -> summary columns
+_RECAP = {
+    "ok": "ok",
+    "changed": "changed",
+    "failures": "failed",
+    "dark": "unreachable",
+    "skipped": "skipped",
+    "ignored": "ignored",
+    "rescued": "rescued",
 }
 
 
@@ -72,21 +76,21 @@ def run_playbook(
     def handler(event: dict[str, Any]) -> bool:
         name = event.get("event", "")
         data = event.get("event_data", {})
-        if name in _COUNTED and data.get("host"):
-            counts = hosts[data["host"]]
-            counts[_COUNTED[name]] += 1
-            if name == "runner_on_ok" and data.get("res", {}).get("changed"):
-                counts["changed"] += 1
-            if name == "runner_on_ok" and data.get("task") in capture:
-                captured[data["task"]] = data.get("res", {})
-            if name in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
-                failures.append(
-                    {
-                        "host": data["host"],
-                        "task": data.get("task", ""),
-                        "message": _failure_message(data.get("res", {})),
-                    }
-                )
+        if name == "playbook_on_stats":
+            # The recap counts no_log tasks' changes too, which their censored events hide.
+            for stat, key in _RECAP.items():
+                for host, count in (data.get(stat) or {}).items():
+                    hosts[host][key] += int(count)
+        elif name in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
+            failures.append(
+                {
+                    "host": data.get("host", ""),
+                    "task": data.get("task", ""),
+                    "message": _failure_message(data.get("res", {})),
+                }
+            )
+        elif name == "runner_on_ok" and data.get("task") in capture:
+            captured[data["task"]] = data.get("res", {})
         if on_event is not None:
             on_event(event)
         return True

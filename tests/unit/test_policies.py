@@ -1,0 +1,128 @@
+"""The tier table becomes Kuadrant policies with exactly the table's numbers."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SEED_TIERS = REPO_ROOT / "inventory" / "lab" / "group_vars" / "all" / "tiers.yml"
+
+
+def _load_filters() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("platform_filters", REPO_ROOT / "plugins" / "filter" / "platform.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+filters = _load_filters()
+
+
+@pytest.fixture(scope="module")
+def seed_tiers() -> dict[str, Any]:
+    return yaml.safe_load(SEED_TIERS.read_text())["tokenlabs_tiers"]
+
+
+def _rates(policy: dict[str, Any], limit: str) -> dict[str, int]:
+    return {r["window"]: r["limit"] for r in policy["spec"]["limits"][limit]["rates"]}
+
+
+# The seed README's table: tier -> (requests/min, requests/day, tokens/min, tokens/day).
+SEED_TABLE = {
+    "free": (10, 100, 5_000, 50_000),
+    "pro": (100, 5_000, 50_000, 500_000),
+    "enterprise": (1_000, 50_000, 500_000, 5_000_000),
+}
+
+
+@pytest.mark.parametrize("tier", sorted(SEED_TABLE))
+def test_seed_numbers_per_tier_and_window(seed_tiers: dict[str, Any], tier: str) -> None:
+    rpm, rpd, tpm, tpd = SEED_TABLE[tier]
+    rlp = filters.kuadrant_rate_limit_policy(seed_tiers, "r", "ns", "gw")
+    trlp = filters.kuadrant_token_rate_limit_policy(seed_tiers, "t", "ns", "gw")
+    assert _rates(rlp, f"{tier}-requests") == {"1m": rpm, "24h": rpd}
+    assert _rates(trlp, f"{tier}-tokens") == {"1m": tpm, "24h": tpd}
+
+
+def test_seed_policies_cover_every_tier_and_count_per_tenant(seed_tiers: dict[str, Any]) -> None:
+    rlp = filters.kuadrant_rate_limit_policy(seed_tiers, "r", "ns", "gw")
+    trlp = filters.kuadrant_token_rate_limit_policy(seed_tiers, "t", "ns", "gw")
+    assert sorted(rlp["spec"]["limits"]) == ["enterprise-requests", "free-requests", "pro-requests"]
+    assert sorted(trlp["spec"]["limits"]) == ["enterprise-tokens", "free-tokens", "pro-tokens"]
+    for limit in [*rlp["spec"]["limits"].values(), *trlp["spec"]["limits"].values()]:
+        assert limit["counters"] == [{"expression": "auth.identity.userid"}]
+    assert rlp["spec"]["targetRef"] == {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"}
+
+
+def test_models_discovery_is_exempt_and_both_completion_paths_are_metered(seed_tiers: dict[str, Any]) -> None:
+    rlp = filters.kuadrant_rate_limit_policy(seed_tiers, "r", "ns", "gw")
+    trlp = filters.kuadrant_token_rate_limit_policy(seed_tiers, "t", "ns", "gw")
+    free = rlp["spec"]["limits"]["free-requests"]["when"]
+    assert free == [
+        {"predicate": '!request.url_path.startsWith("/v1/models")'},
+        {"predicate": 'auth.identity.groups == "free"'},
+    ]
+    paths = trlp["spec"]["limits"]["pro-tokens"]["when"][0]["predicate"]
+    assert paths == 'request.url_path == "/v1/chat/completions" || request.url_path == "/v1/completions"'
+
+
+def test_auth_policy_admits_only_known_tiers(seed_tiers: dict[str, Any]) -> None:
+    labels = {"app": "token-labs", "authorino.kuadrant.io/managed-by": "authorino"}
+    policy = filters.kuadrant_auth_policy(seed_tiers, "a", "ns", "gw", labels)
+    rules = policy["spec"]["rules"]
+    key = rules["authentication"]["tenant-api-keys"]
+    assert key["apiKey"]["selector"]["matchLabels"] == labels
+    assert key["credentials"]["authorizationHeader"]["prefix"] == "Bearer"
+    predicate = rules["authorization"]["known-tier"]["patternMatching"]["patterns"][0]["predicate"]
+    assert predicate.endswith('in ["free", "pro", "enterprise"]')
+    identity = rules["response"]["success"]["filters"]["identity"]["json"]["properties"]
+    assert set(identity) == {"groups", "userid"}
+
+
+def test_a_new_tier_is_one_entry(seed_tiers: dict[str, Any]) -> None:
+    tiers = {**seed_tiers, "research": {"tokens_per_hour": 7, "requests_per_second": 3}}
+    rlp = filters.kuadrant_rate_limit_policy(tiers, "r", "ns", "gw")
+    trlp = filters.kuadrant_token_rate_limit_policy(tiers, "t", "ns", "gw")
+    assert _rates(rlp, "research-requests") == {"1s": 3}
+    assert _rates(trlp, "research-tokens") == {"1h": 7}
+
+
+@pytest.mark.parametrize(
+    ("tiers", "message"),
+    [
+        ({"free": {"requests_per_minute": -1}}, "must be a positive whole number"),
+        ({"free": {"requests_per_minute": 0}}, "must be a positive whole number"),
+        ({"free": {"requests_per_minute": True}}, "must be a positive whole number"),
+        ({"free": {"requests_per_minute": "10"}}, "must be a positive whole number"),
+        ({"free": {"requests_per_week": 10}}, "unknown quota 'requests_per_week'"),
+        ({"free": {"bytes_per_day": 10}}, "unknown quota 'bytes_per_day'"),
+        ({"Free": {"requests_per_day": 10}}, "name must be lower-case"),
+        ({"free": {}}, "needs at least one quota"),
+        ({}, "non-empty mapping"),
+    ],
+)
+def test_broken_tables_are_rejected(tiers: dict[str, Any], message: str) -> None:
+    errors = filters.tier_table_errors(tiers)
+    assert any(message in e for e in errors), errors
+    with pytest.raises(filters.AnsibleFilterError, match="invalid tier table"):
+        filters.kuadrant_rate_limit_policy(tiers, "r", "ns", "gw")
+
+
+def test_seed_table_is_valid(seed_tiers: dict[str, Any]) -> None:
+    assert filters.tier_table_errors(seed_tiers) == []
+
+
+def test_model_list_answers_every_model_once() -> None:
+    body = json.loads(filters.openai_model_list(["a/b", "c", "a/b"]))
+    assert body["object"] == "list"
+    assert [m["id"] for m in body["data"]] == ["a/b", "c"]
+    assert {m["object"] for m in body["data"]} == {"model"}
