@@ -11,6 +11,13 @@ The kubernetes.core.k8s loop costs about a second per Secret; with --loop-max be
 estimated from the per-Secret time measured at the largest N <= loop-max and marked "estimated" in the
 table and the JSON.
 
+(b)'s writes are counted on the server: the kube-apiserver's ``apiserver_request_total`` counter of Secret
+writes (POST, PUT, PATCH, APPLY, DELETE, DELETECOLLECTION, any status) before and after the run, so a write
+that changed nothing is counted too. The counter covers the whole server: on a shared cluster
+(TOKENLABS_KUBECONFIG) other writers would be counted as well. As a cross-check, "objects_changed_b" counts
+Secrets in the namespace that appeared, disappeared or got a new resourceVersion. (The module's own
+``writes`` result cannot be read: the task runs with no_log, which censors the whole result.)
+
 Uses TOKENLABS_KUBECONFIG when set, else starts its own etcd + kube-apiserver.
 """
 
@@ -21,6 +28,7 @@ import contextlib
 import datetime
 import json
 import os
+import re
 import secrets
 import statistics
 import subprocess
@@ -37,6 +45,8 @@ from kubernetes import client, config
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "tenants.json"
 TIERS = ("free", "pro", "enterprise")
+WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"})
+_REQUEST_TOTAL = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
 
 
 @contextlib.contextmanager
@@ -76,6 +86,24 @@ class Bench:
 
     def cleanup(self, namespace: str) -> None:
         self.core.delete_namespace(namespace)
+
+    def secret_writes(self) -> int:
+        """Secret write requests the API server has answered so far, by its own request counter."""
+        text = self.core.api_client.call_api(
+            "/metrics", "GET", auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True
+        ).data.decode()
+        total = 0.0
+        for line in text.splitlines():
+            match = _REQUEST_TOTAL.match(line)
+            if not match:
+                continue
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+            if labels.get("resource") == "secrets" and labels.get("verb") in WRITE_VERBS:
+                total += float(match["value"])
+        return int(total)
+
+    def versions(self, namespace: str) -> dict[str, str]:
+        return {s.metadata.uid: s.metadata.resource_version for s in self.core.list_namespaced_secret(namespace).items}
 
     def playbook(self, tasks: list[dict[str, Any]], variables: dict[str, Any]) -> tuple[float, float, dict[str, Any]]:
         """Run one play; return (process wall seconds, task seconds, the task's result)."""
@@ -150,8 +178,10 @@ def measure(
 ) -> dict[str, Any]:
     tenants = tenant_list(n)
     objects = secret_objects(tenants)
+    load_before = os.getloadavg()
     rows: dict[str, dict[str, list[float]]] = {k: {"wall": [], "task": []} for k in "abcd"}
     writes_b: list[int] = []
+    changed_b: list[int] = []
     reconcile = [
         {
             "tokenlabs.platform.tenants": {"tenants": "{{ bench_tenants }}", "namespace": "{{ bench_ns }}"},
@@ -160,13 +190,16 @@ def measure(
     ]
     for _ in range(repeats):
         ns = bench.namespace("a")
-        wall, task, result = bench.playbook(reconcile, {"bench_tenants": tenants, "bench_ns": ns})
+        wall, task, _result = bench.playbook(reconcile, {"bench_tenants": tenants, "bench_ns": ns})
         rows["a"]["wall"].append(wall)
         rows["a"]["task"].append(task)
-        wall, task, result = bench.playbook(reconcile, {"bench_tenants": tenants, "bench_ns": ns})
+        before, writes_before = bench.versions(ns), bench.secret_writes()
+        wall, task, _result = bench.playbook(reconcile, {"bench_tenants": tenants, "bench_ns": ns})
+        writes_b.append(bench.secret_writes() - writes_before)
+        after = bench.versions(ns)
+        changed_b.append(len(set(before.items()) ^ set(after.items())))
         rows["b"]["wall"].append(wall)
         rows["b"]["task"].append(task)
-        writes_b.append(int(result.get("writes", -1)))
         bench.cleanup(ns)
 
         ns = bench.namespace("d")
@@ -194,7 +227,9 @@ def measure(
         "repeats": {"a": repeats, "b": repeats, "c": loop_repeats, "d": repeats},
         "median_seconds": med,
         "samples": rows,
+        "load_average": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in os.getloadavg()]},
         "writes_b": writes_b,
+        "objects_changed_b": changed_b,
         "ratios": {
             "a_over_d_wall": med["a"]["wall"] / med["d"]["wall"],
             "a_over_d_task": med["a"]["task"] / med["d"]["wall"],
@@ -207,8 +242,8 @@ def measure(
 def table(results: list[dict[str, Any]]) -> str:
     lines = [
         "| N | (a) bulk create wall / task | (b) no-op wall / task, writes | (c) k8s loop wall / task | "
-        "(d) kubectl SSA | a/d (wall, task) | c/a (wall, task) |",
-        "|---|---|---|---|---|---|---|",
+        "(d) kubectl SSA | a/d (wall, task) | c/a (wall, task) | load 1m before/after |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         m, q = r["median_seconds"], r["ratios"]
@@ -217,7 +252,8 @@ def table(results: list[dict[str, Any]]) -> str:
             f"{m['b']['task']:.2f} s, {max(r['writes_b'])} | {m['c']['wall']:.1f} s / {m['c']['task']:.1f} s"
             f"{' (estimated)' if r['c_estimated'] else ''} | "
             f"{m['d']['wall']:.2f} s | {q['a_over_d_wall']:.2f}x, {q['a_over_d_task']:.2f}x | "
-            f"{q['c_over_a_wall']:.0f}x, {q['c_over_a_task']:.0f}x |"
+            f"{q['c_over_a_wall']:.0f}x, {q['c_over_a_task']:.0f}x | "
+            f"{r['load_average']['before'][0]:.1f} / {r['load_average']['after'][0]:.1f} |"
         )
     return "\n".join(lines)
 

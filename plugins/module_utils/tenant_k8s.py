@@ -4,10 +4,12 @@
 # (these plugins build on kubernetes.core's GPLv3 module_utils)
 """Executes tenant plans against the Kubernetes API.
 
-Authentication is kubernetes.core's (``get_api_client`` with its AUTH_ARG_SPEC options and K8S_AUTH_*
-environment variables). Requests go through the raw ApiClient with JSON bodies: Secrets stay plain
-dicts, a listing of a thousand Secrets is not turned into model objects, and merge patches carry the
-resourceVersion so concurrent writers meet a 409 instead of overwriting each other.
+Authentication is kubernetes.core's (its k8s_auth_options and K8S_AUTH_* environment variables).
+Requests carry JSON bodies and return plain dicts: a listing of a thousand Secrets is not turned into
+model objects, and merge patches carry the resourceVersion so concurrent writers meet a 409 instead of
+overwriting each other. They go through ``tenant_client`` when it implements the configuration (no
+``kubernetes`` import, which would cost more than the work itself), else through the kubernetes
+client that kubernetes.core builds.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -22,7 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
 from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant import (
     DEFAULT_NAMESPACE,
     DEFAULT_TIERS,
@@ -41,17 +42,14 @@ from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant import (
     secret_name,
     tenant_facts,
 )
-
-try:
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError as Urllib3Error
-except ImportError:  # reported by AnsibleK8SModule's requires("kubernetes")
-
-    class ApiException(Exception):  # type: ignore[no-redef]
-        """Stands in for the client's exception when the client is missing."""
-
-    class Urllib3Error(Exception):  # type: ignore[no-redef]
-        """Stands in for urllib3's base error when urllib3 is missing."""
+from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant_client import (
+    HttpError,
+    HttpTransport,
+    Unsupported,
+    auth_settings,
+    impersonation_headers,
+    resolve,
+)
 
 CONFLICT_ATTEMPTS = 5
 DEFAULT_WORKERS = 8
@@ -77,12 +75,32 @@ def common_argspec(token: bool = True) -> Dict[str, Any]:
 
 def connect(params: Dict[str, Any], token: bool = True) -> "TenantApi":
     """An API handle from the module's connection options; a clear TenantError if the server cannot be reached."""
-    kwargs = {name: params.get(name) for name in auth_argspec(token) if params.get(name) is not None}
+    options = list(auth_argspec(token))
     try:
-        k8s = get_api_client(**kwargs)
+        try:
+            endpoint = resolve(auth_settings(params, options))
+            transport: Any = HttpTransport(endpoint, impersonation_headers(params))
+        except Unsupported:
+            transport = _client_transport(params, options)
+    except TenantError:
+        raise
     except Exception as exc:  # kubeconfig, TLS and connection errors all surface here
         raise TenantError("Cannot reach the Kubernetes API server: {0}".format(_short(exc))) from exc
-    return TenantApi(k8s.client.client, params["namespace"])
+    return TenantApi(transport, params["namespace"])
+
+
+def _client_transport(params: Dict[str, Any], options: List[str]) -> "ClientTransport":
+    # Imported here: only configurations tenant_client does not implement pay for the kubernetes package.
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import requires  # noqa: PLC0415
+
+    try:
+        requires("kubernetes", "24.2.0", reason="for this connection configuration")
+    except Exception as exc:  # kubernetes.core raises a plain Exception carrying missing_required_lib's text
+        raise TenantError(str(exc)) from exc
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client  # noqa: PLC0415
+
+    kwargs = {name: params.get(name) for name in options if params.get(name) is not None}
+    return ClientTransport(get_api_client(**kwargs).client.client)
 
 
 def _short(exc: BaseException) -> str:
@@ -90,11 +108,38 @@ def _short(exc: BaseException) -> str:
     return text[0] if text else exc.__class__.__name__
 
 
+class ClientTransport:
+    """Requests through a kubernetes ApiClient (credential plugins, proxies: whatever kubernetes.core configures)."""
+
+    def __init__(self, api_client: Any) -> None:
+        self.api_client = api_client
+
+    def request(
+        self, method: str, path: str, query: List[Tuple[str, str]], headers: Dict[str, str], body: Optional[bytes]
+    ) -> bytes:
+        from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 - loaded with the client
+
+        try:
+            response = self.api_client.call_api(
+                path,
+                method,
+                query_params=query,
+                header_params=headers,
+                body=json.loads(body) if body else None,
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            raise HttpError(exc.status or 0, str(exc.reason), exc.body or b"") from exc
+        return response.data
+
+
 class TenantApi:
     """Secrets in one namespace, as dicts."""
 
-    def __init__(self, api_client: Any, namespace: str) -> None:
-        self.api_client = api_client
+    def __init__(self, transport: Any, namespace: str) -> None:
+        self.transport = transport
         self.namespace = namespace
         self.writes = 0
         self._lock = threading.Lock()
@@ -112,27 +157,22 @@ class TenantApi:
         query: Optional[List[Tuple[str, str]]] = None,
         accept: str = "application/json",
         content_type: str = "application/json",
+        parse: bool = True,
     ) -> Dict[str, Any]:
         headers = {"Accept": accept}
+        data = None
         if body is not None:
             headers["Content-Type"] = content_type
+            data = json.dumps(body, separators=(",", ":")).encode("utf-8")
         try:
-            response = self.api_client.call_api(
-                path,
-                method,
-                query_params=query or [],
-                header_params=headers,
-                body=body,
-                auth_settings=["BearerToken"],
-                _return_http_data_only=True,
-                _preload_content=False,
-            )
-        except ApiException as exc:
+            payload = self.transport.request(method, path, query or [], headers, data)
+        except HttpError as exc:
             raise _api_error(exc, method, path) from exc
-        except Urllib3Error as exc:
+        except TenantError:
+            raise
+        except Exception as exc:  # socket, TLS and protocol errors, or the kubernetes client's urllib3 errors
             raise TenantError("Cannot reach the Kubernetes API server: {0}".format(_short(exc))) from exc
-        payload = response.data
-        return json.loads(payload) if payload else {}
+        return json.loads(payload) if parse and payload else {}
 
     def get(self, name: str) -> Optional[Dict[str, Any]]:
         try:
@@ -152,16 +192,17 @@ class TenantApi:
     def apply_write(self, write: Write) -> None:
         with self._lock:
             self.writes += 1
+        # The server's answer to a write is not used: what is reported comes from the plan or a fresh read.
         if write.verb == Write.CREATE:
-            self._call("POST", self._path(), body=write.body)
+            self._call("POST", self._path(), body=write.body, parse=False)
         elif write.verb == Write.PATCH:
-            self._call("PATCH", self._path(write.name), body=write.body, content_type=_MERGE_PATCH)
+            self._call("PATCH", self._path(write.name), body=write.body, content_type=_MERGE_PATCH, parse=False)
         else:
             body = {"kind": "DeleteOptions", "apiVersion": "v1"}
             if write.resource_version:
                 body["preconditions"] = {"resourceVersion": write.resource_version}
             with contextlib.suppress(NotFound):  # already gone: the desired state
-                self._call("DELETE", self._path(write.name), body=body)
+                self._call("DELETE", self._path(write.name), body=body, parse=False)
 
 
 class NotFound(TenantError):

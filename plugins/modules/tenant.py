@@ -91,7 +91,7 @@ options:
     description: Extra annotations for the Secret. The annotations the module manages cannot be overridden.
     type: dict
 requirements:
-  - kubernetes >= 24.2.0
+  - kubernetes >= 24.2.0, only for credential plugins (exec, auth-provider), proxies and O(persist_config)
   - PyYAML >= 3.11
 seealso:
   - module: tokenlabs.platform.tenants
@@ -228,7 +228,7 @@ diff:
 
 from typing import Any, Dict  # noqa: E402
 
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant import (  # noqa: E402
     TenantError,
     TenantPlan,
@@ -279,7 +279,7 @@ def result_of(plan: TenantPlan, params: Dict[str, Any], check_mode: bool, diff: 
 
 
 def main() -> None:
-    module = AnsibleK8SModule(argument_spec=argspec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
     params = module.params
     try:
         spec = TenantSpec(params["name"], **{k: params[k] for k in SPEC_PARAMS})

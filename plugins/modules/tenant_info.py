@@ -39,7 +39,7 @@ options:
     type: str
     default: kuadrant-system
 requirements:
-  - kubernetes >= 24.2.0
+  - kubernetes >= 24.2.0, only for credential plugins (exec, auth-provider), proxies and O(persist_config)
   - PyYAML >= 3.11
 seealso:
   - module: tokenlabs.platform.tenant
@@ -116,7 +116,7 @@ tenants:
 
 from typing import Any, Dict, List, Optional  # noqa: E402
 
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant import (  # noqa: E402
     DEFAULT_NAMESPACE,
     MANAGED_SELECTOR,
@@ -150,7 +150,7 @@ def list_tenants(api: TenantApi, name: Optional[str], tier: Optional[str]) -> Li
 
 
 def main() -> None:
-    module = AnsibleK8SModule(argument_spec=argspec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
     try:
         tenants = list_tenants(connect(module.params), module.params["name"], module.params["tier"])
     except TenantError as exc:

@@ -73,7 +73,7 @@ options:
     elements: str
     default: [free, pro, enterprise]
 requirements:
-  - kubernetes >= 24.2.0
+  - kubernetes >= 24.2.0, only for credential plugins (exec, auth-provider), proxies and O(persist_config)
   - PyYAML >= 3.11
 seealso:
   - module: tokenlabs.platform.tenant
@@ -142,7 +142,7 @@ diff:
 
 from typing import Any, Dict, List  # noqa: E402
 
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant import (  # noqa: E402
     BulkPlan,
     TenantError,
@@ -214,7 +214,7 @@ def result_of(bulk: BulkPlan, check_mode: bool, diff: bool, writes: int) -> Dict
 
 
 def main() -> None:
-    module = AnsibleK8SModule(argument_spec=argspec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
     params = module.params
     try:
         specs = specs_of(params)
