@@ -83,12 +83,14 @@ options:
     default: 60
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: none
     details: The checks send real requests and spend the test tenants' quota.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 author:
-  - TokenLabs platform team
+  - TokenLabs platform team (@tokenlabs)
 """
 
 EXAMPLES = r"""
@@ -149,8 +151,8 @@ def argspec() -> Dict[str, Any]:
         "rate_limit_key": {"type": "str", "no_log": True},
         "rate_limit_per_minute": {"type": "int", "default": 0},
         "quota_key": {"type": "str", "no_log": True},
-        "quota_tokens_per_minute": {"type": "int", "default": 0},
-        "quota_max_tokens": {"type": "int", "default": 1200},
+        "quota_tokens_per_minute": {"type": "int", "no_log": False, "default": 0},
+        "quota_max_tokens": {"type": "int", "no_log": False, "default": 1200},
         "quota_max_requests": {"type": "int", "default": 20},
         "tts_model": {"type": "str", "default": "tts-1"},
         "tts_voice": {"type": "str", "default": "alloy"},

@@ -63,12 +63,14 @@ options:
     default: 30
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Queries Prometheus and reports whether the files would change, without writing them.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 author:
-  - TokenLabs platform team
+  - TokenLabs platform team (@tokenlabs)
 """
 
 EXAMPLES = r"""
@@ -120,7 +122,7 @@ def argspec() -> Dict[str, Any]:
         "end": {"type": "str", "default": "now"},
         "csv_path": {"type": "path"},
         "json_path": {"type": "path"},
-        "token_metric": {"type": "str", "default": "authorized_hits"},
+        "token_metric": {"type": "str", "no_log": False, "default": "authorized_hits"},
         "request_metric": {"type": "str", "default": "authorized_calls"},
         "rejected_metric": {"type": "str", "default": "limited_calls"},
         "tenant_label": {"type": "str", "default": "user"},
