@@ -16,10 +16,13 @@ SCENARIOS = sorted(p.parent.name for p in (REPO_ROOT / "molecule").glob("*/molec
 @pytest.mark.molecule
 @pytest.mark.workloads
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_scenario(scenario: str, k8s_workloads: Cluster) -> None:
+def test_scenario(scenario: str, k8s_workloads: Cluster, tmp_path: Path) -> None:
     venv_bin = Path(sys.executable).parent
     env = {
         **k8s_workloads.env,
+        # kubernetes.core keeps its API discovery cache in the temp dir, keyed by server and user; a
+        # scenario that deletes and re-creates a CRD must not meet another scenario's stale view of it.
+        "TMPDIR": str(tmp_path),
         "ANSIBLE_FORCE_COLOR": "0",
         "NO_COLOR": "1",
     }
