@@ -1,14 +1,15 @@
 """The interface every synthesis engine implements."""
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 Gender = Literal["female", "male", "unknown"]
 BatchObserver = Callable[[int], None]
+T = TypeVar("T")
 
 
 class EngineError(RuntimeError):
@@ -80,6 +81,37 @@ class SpeechEngine(Protocol):
     async def synthesize(self, text: str, *, speaker: str, language: str, speed: float) -> EngineAudio:
         """Synthesise one chunk. Cancelling the call abandons the work."""
         ...
+
+
+class CpuEngine:
+    """What the CPU engines share: the Magpie speaker names, sentence-sized chunks, and a count of
+    requests waiting for a free synthesis slot (the service's queue depth)."""
+
+    def __init__(self) -> None:
+        self._waiting = 0
+        self._ready = False
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    @property
+    def speakers(self) -> tuple[Speaker, ...]:
+        return MAGPIE_SPEAKERS
+
+    def max_chunk_chars(self, language: str) -> int:
+        return 400
+
+    def pending(self) -> int:
+        return self._waiting
+
+    async def _wait_for(self, slot: Awaitable[T]) -> T:
+        """Await a synthesis slot, counted as waiting until it is granted."""
+        self._waiting += 1
+        try:
+            return await slot
+        finally:
+            self._waiting -= 1
 
 
 def niced(command: list[str], niceness: int) -> list[str]:

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 
 from ..audio import parse_wav
-from .base import MAGPIE_SPEAKERS, BatchObserver, EngineAudio, EngineError, Speaker, niced
+from .base import BatchObserver, CpuEngine, EngineAudio, EngineError, niced
 
 _VOICES = {"en": "en-us", "es": "es", "de": "de", "fr": "fr-fr", "it": "it", "vi": "vi", "zh": "cmn"}
 # Variants make the five speakers distinguishable: two female, three male.
@@ -18,34 +18,19 @@ _BASE_WPM = 175
 _MIN_WPM, _MAX_WPM = 80, 450
 
 
-class EspeakEngine:
+class EspeakEngine(CpuEngine):
     name = "espeak"
 
     def __init__(self, executable: str, max_parallel: int, on_batch: BatchObserver, nice: int = 0) -> None:
+        super().__init__()
         self._executable = executable
         self._nice = nice
         self._slots = asyncio.Semaphore(max_parallel)
         self._on_batch = on_batch
-        self._waiting = 0
-        self._ready = False
-
-    @property
-    def ready(self) -> bool:
-        return self._ready
 
     @property
     def languages(self) -> tuple[str, ...]:
         return tuple(_VOICES)
-
-    @property
-    def speakers(self) -> tuple[Speaker, ...]:
-        return MAGPIE_SPEAKERS
-
-    def max_chunk_chars(self, language: str) -> int:
-        return 400
-
-    def pending(self) -> int:
-        return self._waiting
 
     async def start(self) -> None:
         if shutil.which(self._executable) is None:
@@ -59,11 +44,7 @@ class EspeakEngine:
     async def synthesize(self, text: str, *, speaker: str, language: str, speed: float) -> EngineAudio:
         wpm = min(max(round(_BASE_WPM * speed), _MIN_WPM), _MAX_WPM)
         voice = f"{_VOICES[language]}+{_VARIANTS.get(speaker, 'm3')}"
-        self._waiting += 1
-        try:
-            await self._slots.acquire()
-        finally:
-            self._waiting -= 1
+        await self._wait_for(self._slots.acquire())
         try:
             self._on_batch(1)
             data = await self._run(text, voice, wpm)

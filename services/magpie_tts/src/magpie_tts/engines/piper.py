@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from ..audio import parse_wav
-from .base import MAGPIE_SPEAKERS, BatchObserver, EngineAudio, EngineError, Speaker, niced
+from .base import BatchObserver, CpuEngine, EngineAudio, EngineError, niced
 
 _WROTE = re.compile(r"Wrote (.+\.wav)\s*$")
 _START_TIMEOUT = 60.0
@@ -88,10 +88,11 @@ class _Worker:
                 await self._proc.wait()
 
 
-class PiperEngine:
+class PiperEngine(CpuEngine):
     name = "piper"
 
     def __init__(self, model: Path | None, processes: int, on_batch: BatchObserver, nice: int = 0) -> None:
+        super().__init__()
         self._model = model
         self._nice = nice
         self._processes = processes
@@ -99,26 +100,10 @@ class PiperEngine:
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._workers: list[_Worker] = []
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._waiting = 0
-        self._ready = False
-
-    @property
-    def ready(self) -> bool:
-        return self._ready
 
     @property
     def languages(self) -> tuple[str, ...]:
         return ("en",)
-
-    @property
-    def speakers(self) -> tuple[Speaker, ...]:
-        return MAGPIE_SPEAKERS
-
-    def max_chunk_chars(self, language: str) -> int:
-        return 400
-
-    def pending(self) -> int:
-        return self._waiting
 
     async def start(self) -> None:
         model = self._model or default_piper_model()
@@ -143,11 +128,7 @@ class PiperEngine:
             self._tmp.cleanup()
 
     async def synthesize(self, text: str, *, speaker: str, language: str, speed: float) -> EngineAudio:
-        self._waiting += 1
-        try:
-            worker = await self._idle.get()
-        finally:
-            self._waiting -= 1
+        worker = await self._wait_for(self._idle.get())
         # A worker cannot be interrupted mid-line without losing track of which WAV belongs to
         # which line, so a cancelled caller stops waiting while the line finishes in the background
         # and the worker returns to the pool afterwards.
