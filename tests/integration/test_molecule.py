@@ -23,6 +23,9 @@ def test_scenario(scenario: str, k8s_workloads: Cluster, tmp_path: Path) -> None
         # kubernetes.core keeps its API discovery cache in the temp dir, keyed by server and user; a
         # scenario that deletes and re-creates a CRD must not meet another scenario's stale view of it.
         "TMPDIR": str(tmp_path),
+        # Molecule keeps scenario state (e.g. "prepared") under ~/.ansible/tmp, keyed by the checkout's directory
+        # name; a state left by an earlier run would skip prepare.
+        "MOLECULE_EPHEMERAL_DIRECTORY": str(tmp_path / "molecule"),
         "ANSIBLE_FORCE_COLOR": "0",
         "NO_COLOR": "1",
     }
