@@ -143,10 +143,13 @@ class Service:
         }
         self.proc = subprocess.Popen([sys.executable, "-m", "magpie_tts"], env=env)
         self.url = f"http://127.0.0.1:{self.port}"
+        # One keep-alive client, as the openai SDK keeps: building a client (its TLS context alone) costs
+        # tens of milliseconds that belong to the caller, not to the service.
+        self.client = httpx.Client(base_url=self.url, timeout=300)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.url}/ready").status_code == 200:
+                if self.client.get("/ready").status_code == 200:
                     return
             except httpx.TransportError:
                 pass
@@ -159,7 +162,7 @@ class Service:
         body = {"model": "tts-1", "voice": "aria", "input": text, "response_format": fmt}
         size, first = 0, 0.0
         started = time.perf_counter()
-        with httpx.stream("POST", f"{self.url}/v1/audio/speech", json=body, timeout=300) as response:
+        with self.client.stream("POST", "/v1/audio/speech", json=body) as response:
             response.raise_for_status()
             for chunk in response.iter_raw():
                 if chunk and not size:
@@ -168,6 +171,7 @@ class Service:
         return first, time.perf_counter() - started, size
 
     def close(self) -> None:
+        self.client.close()
         self.proc.terminate()
         self.proc.wait(timeout=30)
 

@@ -6,21 +6,23 @@ stand-in with exactly that behaviour broken. The last tests drive ``playbooks/ve
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import subprocess
 import sys
 import threading
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, Cluster
 
 # The collection's module_utils import as Ansible imports them, through ./collections.
 sys.path.insert(0, str(REPO_ROOT / "collections"))
@@ -62,7 +64,9 @@ class StandIn:
         self.lock = threading.Lock()
         self.requests: dict[str, int] = {}
         self.tokens: dict[str, int] = {}
-        self.tier_of = {key: tier for tier, key in KEYS.items()} | {QUOTA_KEY: "free"}
+        # Key -> tier, as Authorino would resolve it; a test may point it at the API server's Secrets.
+        fixed = {key: tier for tier, key in KEYS.items()} | {QUOTA_KEY: "free"}
+        self.keys: Callable[[], dict[str, str]] = lambda: fixed
 
     def answer(self, method: str, path: str, auth: str | None, body: dict[str, Any]) -> tuple[int, str, bytes]:  # noqa: PLR0911
         b = self.behaviour
@@ -71,7 +75,7 @@ class StandIn:
             if b.require_key:
                 return _json(401, {"error": "missing API key"})
             key = KEYS["enterprise"]
-        tier = self.tier_of.get(key)
+        tier = self.keys().get(key)
         if tier is None or tier == b.refuse_tier:
             return _json(b.bad_key_status, {"error": "invalid API key"})
         if path == "/v1/models" and method == "GET":
@@ -243,7 +247,7 @@ def test_an_unreachable_gateway_fails_every_check_with_the_reason() -> None:
 
 
 def _run_verify_playbook(
-    url: str, tmp_path: Path, extra: dict[str, Any]
+    url: str, tmp_path: Path, extra: dict[str, Any], env: dict[str, str] | None = None
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
     report_path = tmp_path / "report.json"
     variables = {
@@ -259,7 +263,7 @@ def _run_verify_playbook(
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/verify.yml", "-e", f"@{extra_file}"],
         cwd=REPO_ROOT,
-        env={"ANSIBLE_FORCE_COLOR": "0", "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"},
+        env=(env or {}) | {"ANSIBLE_FORCE_COLOR": "0", "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"},
         capture_output=True,
         text=True,
         check=False,
@@ -288,3 +292,56 @@ def test_verify_playbook_fails_naming_the_failed_check(gateway: tuple[str, Stand
     assert report["ok"] is False
     assert [f["check"] for f in report["failures"]] == ["auth_missing_key"]
     assert "auth_missing_key: request without a key got HTTP 200, expected 401" in proc.stdout
+
+
+def _tenant_keys(cluster: Cluster, namespace: str) -> dict[str, str]:
+    """Key -> tier of every API-key Secret in the namespace, read the way Authorino selects them."""
+    secrets = client.CoreV1Api(cluster.api).list_namespaced_secret(
+        namespace, label_selector="authorino.kuadrant.io/managed-by=authorino"
+    )
+    return {
+        base64.b64decode(s.data["api_key"]).decode(): s.metadata.annotations["kuadrant.io/groups"]
+        for s in secrets.items
+        if s.data and "api_key" in s.data
+    }
+
+
+def test_verify_playbook_makes_and_removes_its_own_tenants(
+    gateway: tuple[str, StandIn], k8s_cluster: Cluster, tmp_path: Path
+) -> None:
+    """With verify_manage_tenants (the default) the role creates a tenant per tier and a fresh quota tenant
+    through tokenlabs.platform.tenant on the API server, uses the keys it was handed once, and removes them."""
+    url, stand_in = gateway
+    namespace = "verify-tenants"
+    core = client.CoreV1Api(k8s_cluster.api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    seen: set[str] = set()
+
+    def keys() -> dict[str, str]:
+        current = _tenant_keys(k8s_cluster, namespace)
+        seen.update(current)
+        return current
+
+    stand_in.keys = keys
+    try:
+        proc, report_path = _run_verify_playbook(
+            url,
+            tmp_path,
+            {
+                "verify_manage_tenants": True,
+                "verify_api_keys": {},
+                "verify_quota_api_key": "",
+                "verify_tenant_namespace": namespace,
+                "tokenlabs_kubeconfig": str(k8s_cluster.kubeconfig),
+            },
+            env=k8s_cluster.env,
+        )
+        assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+        assert json.loads(report_path.read_text())["ok"]
+        # One key per tier plus the quota tenant's, all gone afterwards and never printed.
+        assert len(seen) == len(TIERS) + 1
+        assert _tenant_keys(k8s_cluster, namespace) == {}
+        assert core.list_namespaced_secret(namespace, label_selector="tokenlabs.io/tenant").items == []
+        assert all(key not in proc.stdout + proc.stderr for key in seen)
+    finally:
+        core.delete_namespace(namespace)

@@ -112,6 +112,9 @@ class Converter:
         self.input_rate = input_rate
         self.tempo = tempo
         self._graph = Graph()
+        # The filters here do not thread; a thread pool per graph (FFmpeg's default) only costs
+        # milliseconds of set-up and tear-down on every request.
+        self._graph.threads = 1
         nodes = [
             self._graph.add_abuffer(
                 format="s16", sample_rate=input_rate, layout="mono", time_base=Fraction(1, input_rate)

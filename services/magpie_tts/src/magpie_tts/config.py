@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     retry_after_seconds: int = Field(default=1, ge=1)
     # Sentences synthesised ahead of the one being sent: keeps the engine busy while the
     # client drains audio without letting one request flood the micro-batcher.
-    prefetch_chunks: int = Field(default=1, ge=0, le=8)
+    prefetch_chunks: int = Field(default=2, ge=0, le=8)
 
     magpie_model_dir: Path = Path("/models/magpie")
     magpie_checkpoint: str = "magpie_tts_multilingual_357m.nemo"

@@ -8,6 +8,9 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from .admission import Ticket
 from .audio import AudioPipeline, ResponseFormat
 from .engines import EngineAudio, EngineError, SpeechEngine
@@ -17,6 +20,18 @@ from .metrics import ServiceMetrics
 # Magpie's codec emits 21.5 frames per second of audio; those frames are the model's output
 # tokens, so SSE usage reports them (input tokens are characters, which is how TTS is metered).
 CODEC_FRAMES_PER_SECOND = 21.5
+
+
+# The first chunk is converted in two parts so that its opening leaves before the whole sentence
+# has been resampled and encoded.
+FIRST_PART_SECONDS = 0.2
+
+
+def _head_and_rest(audio: EngineAudio) -> tuple[npt.NDArray[np.int16], ...]:
+    head = int(audio.sample_rate * FIRST_PART_SECONDS)
+    if len(audio.samples) <= 2 * head:
+        return (audio.samples,)
+    return audio.samples[:head], audio.samples[head:]
 
 
 @dataclass(frozen=True)
@@ -59,8 +74,8 @@ class SpeechStream:
         pending: deque[asyncio.Task[tuple[EngineAudio, float]]] = deque()
         remaining = iter(job.chunks)
 
-        def top_up(ahead: int) -> None:
-            while len(pending) <= ahead:
+        def top_up(in_flight: int) -> None:
+            while len(pending) < in_flight:
                 text = next(remaining, None)
                 if text is None:
                     return
@@ -68,19 +83,24 @@ class SpeechStream:
 
         try:
             await self._ticket.acquire()
-            # The first chunk runs alone: on a CPU engine a chunk synthesised beside it would slow
-            # it down, and time to first byte matters more than throughput.
-            top_up(0)
-            while pending:
+            first = True
+            while True:
+                top_up(1)
+                if not pending:
+                    break
                 audio, spent = await pending.popleft()
                 self.engine_seconds += spent
-                top_up(self._prefetch)
-                # Resampling and encoding run off the event loop so health probes stay instant.
-                data = await asyncio.to_thread(
-                    self.pipeline.feed, audio.samples, audio.sample_rate, audio.speed_applied
-                )
-                if data:
-                    yield data
+                # The first chunk runs alone and goes out before the next one starts: on a CPU engine a
+                # chunk synthesised beside it would slow it down, and time to first byte matters more
+                # than throughput. Later chunks overlap with encoding and sending.
+                if not first:
+                    top_up(self._prefetch)
+                for samples in _head_and_rest(audio) if first else (audio.samples,):
+                    # Resampling and encoding run off the event loop so health probes stay instant.
+                    data = await asyncio.to_thread(self.pipeline.feed, samples, audio.sample_rate, audio.speed_applied)
+                    if data:
+                        yield data
+                first = False
             tail = await asyncio.to_thread(self.pipeline.finish)
             if tail:
                 yield tail
