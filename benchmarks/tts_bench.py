@@ -8,11 +8,12 @@ For each engine it measures, in one run:
 - real-time factor (engine time / audio time) and total time, direct vs through the service;
 - throughput with 1, 2, 4 and 8 concurrent ten-sentence streams (seconds of audio per wall-clock
   second, pcm so that encoding is measured separately);
-- resampling + encoding cost per format, as a share of the audio duration.
+- resampling + encoding cost per format, as a share of the audio duration;
+- the cost of HTTP itself on loopback (median `GET /health`), the floor under any service overhead.
 
 Prints a table and writes `benchmarks/results/tts.json`. It asserts nothing.
 
-    python benchmarks/tts_bench.py [--engines piper,espeak] [--runs 10]
+    python benchmarks/tts_bench.py [--engines piper,espeak] [--runs 20]
 """
 
 import argparse
@@ -170,6 +171,15 @@ class Service:
                 size += len(chunk)
         return first, time.perf_counter() - started, size
 
+    def http_floor(self, runs: int = 30) -> float:
+        """Median seconds of the cheapest request (`GET /health`): what HTTP on loopback costs by itself."""
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            self.client.get("/health").raise_for_status()
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+
     def close(self) -> None:
         self.client.close()
         self.proc.terminate()
@@ -210,6 +220,7 @@ def bench_engine(name: str, runs: int) -> dict[str, Any]:
 
     try:
         result = asyncio.run(measure())
+        result["http_floor_ms"] = service.http_floor() * 1000
         result["throughput"] = throughput(service, TEN)
     finally:
         service.close()
@@ -219,7 +230,7 @@ def bench_engine(name: str, runs: int) -> dict[str, Any]:
 def table(results: dict[str, Any]) -> str:
     lines = []
     for name, r in results["engines"].items():
-        lines.append(f"\n## {name}")
+        lines.append(f"\n## {name} (HTTP on loopback, GET /health: {r['http_floor_ms']:.1f} ms)")
         lines.append(
             "| input | engine 1st sentence p50/p95 ms | service TTFB p50/p95 ms | TTFB - engine ms "
             "| engine total ms | service total ms | overhead % | RTF engine / service |"
@@ -248,7 +259,7 @@ def table(results: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engines", default="piper,espeak")
-    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
