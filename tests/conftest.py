@@ -40,6 +40,9 @@ class Cluster:
     api: client.ApiClient
     plane: controlplane.ControlPlane | None
     bin_dir: Path
+    # kubernetes.core caches API discovery in the temp dir, keyed only by server address and user: a
+    # fresh one per session keeps an earlier run's view of a cluster on the same port out of this one.
+    tmp_dir: Path
 
     @property
     def env(self) -> dict[str, str]:
@@ -50,6 +53,7 @@ class Cluster:
             "PATH": path,
             "KUBECONFIG": str(self.kubeconfig),
             "K8S_AUTH_KUBECONFIG": str(self.kubeconfig),
+            "TMPDIR": str(self.tmp_dir),
         }
 
     def ensure_workloads(self) -> None:
@@ -68,7 +72,7 @@ def k8s_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     existing = os.environ.get("TOKENLABS_KUBECONFIG")
     if existing:
         api = config.new_client_from_config(config_file=existing)
-        yield Cluster(Path(existing), api, None, bins.bin_dir)
+        yield Cluster(Path(existing), api, None, bins.bin_dir, tmp_path_factory.mktemp("tmp"))
         return
     controlplane.install_signal_handlers()
     with controlplane.running(
@@ -76,7 +80,7 @@ def k8s_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     ) as plane:
         plane.install_crds(sources.crd_manifests())
         api = config.new_client_from_config(config_file=str(plane.kubeconfig))
-        yield Cluster(plane.kubeconfig, api, plane, bins.bin_dir)
+        yield Cluster(plane.kubeconfig, api, plane, bins.bin_dir, tmp_path_factory.mktemp("tmp"))
 
 
 @pytest.fixture(scope="session")
