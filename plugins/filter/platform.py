@@ -28,9 +28,9 @@ DOCUMENTATION = """
 # Kuadrant/Limitador window strings for each window name a tier table may use.
 WINDOWS: dict[str, str] = {"second": "1s", "minute": "1m", "hour": "1h", "day": "24h"}
 METRICS: tuple[str, ...] = ("requests", "tokens")
-_QUOTA_KEY = re.compile(r"^(?P<metric>[a-z]+)_per_(?P<window>[a-z]+)$")
+_QUOTA_KEY = re.compile(r"^(?P<metric>[a-z]+)_per_(?P<window>[a-z]+)\Z")
 # Tier names end up in limit names and CEL string literals: keep them to DNS-label characters.
-_TIER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$")
+_TIER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?\Z")
 
 GATEWAY_API_GROUP = "gateway.networking.k8s.io"
 TIER_ANNOTATION = "kuadrant.io/groups"

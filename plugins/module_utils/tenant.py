@@ -45,18 +45,18 @@ RESERVED_ANNOTATIONS = frozenset([TIER_ANNOTATION, USER_ID_ANNOTATION, EXPIRES_A
 
 KEY_PREFIX = "tlabs_sk_"
 KEY_HEX_LENGTH = 48
-KEY_PATTERN = re.compile(r"^tlabs_sk_[0-9a-f]{48}$")
-TENANT_ID_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+KEY_PATTERN = re.compile(r"^tlabs_sk_[0-9a-f]{48}\Z")
+TENANT_ID_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 TENANT_ID_MAX = 63
 DEFAULT_TIERS = ("free", "pro", "enterprise")
 DEFAULT_NAMESPACE = "kuadrant-system"
 SECRET_PREFIX = "tenant-"
 
-_TTL_PATTERN = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+_TTL_PATTERN = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*\Z")
 _TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_LABEL_VALUE_PATTERN = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+_LABEL_VALUE_PATTERN = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?\Z")
 _QUALIFIED_NAME_PATTERN = re.compile(
-    r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+    r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?\Z"
 )
 
 
@@ -490,6 +490,10 @@ def plan_tenant(
             plan, spec, namespace, current, tier=tier, key_factory=key_factory if key_known else None
         )
     after_previous = _plan_previous(plan, spec, namespace, previous, tier=tier, old_key=old_key, now=now)
+    # The write that may replace the key goes last: should an earlier one fail (keeping the old key for its
+    # grace period, say), the old key still authenticates and no new key has been handed out yet.
+    main = secret_name(spec.name)
+    plan.writes.sort(key=lambda write: write.name == main)
     plan.after = _state_view(after_current, after_previous)
     return plan
 

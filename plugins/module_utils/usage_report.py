@@ -23,7 +23,7 @@ from typing import Any
 from ansible.module_utils.urls import open_url
 
 FIELDS = ("tenant", "tier", "requests", "rejected_requests", "tokens")
-_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_DURATION = re.compile(r"^(\d+)([smhdw])\Z")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 

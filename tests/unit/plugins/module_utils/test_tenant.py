@@ -178,7 +178,8 @@ CASES = [
         {"rotate_key": True, "previous_key_ttl": "1h"},
         existing(),
         [],
-        ["patch", "create"],
+        # The old key is kept before it is replaced, so a failure in between never leaves it unusable.
+        ["create", "patch"],
         "rotated",
         KEY_C,
     ),
@@ -216,7 +217,7 @@ def test_rotation_patch_carries_the_new_key_and_resource_version():
 
 def test_grace_secret_keeps_old_key_user_id_tier_and_authorino_labels():
     p = plan(spec(rotate_key=True, previous_key_ttl="2h"), existing())
-    body = p.writes[1].body
+    body = p.writes[0].body
     meta = body["metadata"]
     assert t.decode_key(body) == KEY_A
     assert meta["name"].startswith("tenant-acme-prev-")
@@ -225,6 +226,17 @@ def test_grace_secret_keeps_old_key_user_id_tier_and_authorino_labels():
     assert meta["annotations"]["tokenlabs.io/expires-at"] == "2025-06-01T14:00:00Z"
     assert {"authorino.kuadrant.io/managed-by": "authorino", "app": "token-labs"}.items() <= meta["labels"].items()
     assert meta["labels"]["tokenlabs.io/key"] == "previous"
+
+
+@pytest.mark.parametrize("bad", ["acme\n", "acme\r\n"])
+def test_a_trailing_newline_is_not_a_tenant_id(bad):
+    with pytest.raises(t.TenantError, match="DNS-1123"):
+        t.validate_tenant_id(bad)
+
+
+def test_a_trailing_newline_is_not_a_key():
+    with pytest.raises(t.TenantError, match="malformed"):
+        t.validate_key(KEY_A + "\n")
 
 
 def test_create_requires_a_tier():
