@@ -198,15 +198,18 @@ def cmd_tenant(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="tokenlabs-key-") as tmp:
         key_file = requested or Path(tmp) / "key"
         extravars["key_file"] = str(key_file)
-        run(args, "playbooks/tenant.yml", extravars=extravars)
+
+        def with_key(_: runner.PlayResult) -> dict[str, Any]:
+            # With --json the key goes into the one JSON document on stdout, and nowhere else.
+            if requested is None and key_file.exists():
+                return {"tenant": args.tenant, "api_key": key_file.read_text().strip()}
+            return {"tenant": args.tenant}
+
+        run(args, "playbooks/tenant.yml", extravars=extravars, report=with_key)
         if requested is not None:
             print(f"the key for {args.tenant} is in {requested} (mode 0600)", file=sys.stderr)
-        elif key_file.exists():
-            key = key_file.read_text().strip()
-            if args.json:
-                print(json.dumps({"tenant": args.tenant, "api_key": key}))
-            else:
-                print(f"API key for {args.tenant} (shown once, store it now): {key}")
+        elif key_file.exists() and not args.json:
+            print(f"API key for {args.tenant} (shown once, store it now): {key_file.read_text().strip()}")
     return 0
 
 

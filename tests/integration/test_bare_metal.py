@@ -74,9 +74,18 @@ def machines(k8s_workloads: Cluster, tmp_path: Path) -> Iterator[Machines]:
     for node in ("controller", "spark-01", "spark-02"):
         core.patch_node(node, {"spec": {"unschedulable": None}})
     subprocess.run(
-        [str(k8s_workloads.bin_dir / "helm"), "uninstall", "gpu-operator", "-n", "gpu-operator-resources",
-         "--wait", "--ignore-not-found"],
-        env=k8s_workloads.env, capture_output=True, check=False,
+        [
+            str(k8s_workloads.bin_dir / "helm"),
+            "uninstall",
+            "gpu-operator",
+            "-n",
+            "gpu-operator-resources",
+            "--wait",
+            "--ignore-not-found",
+        ],
+        env=k8s_workloads.env,
+        capture_output=True,
+        check=False,
     )
 
 
@@ -102,8 +111,11 @@ def test_cluster_upgrade_and_teardown(machines: Machines, k8s_workloads: Cluster
     before = len(machines.calls())
     run = machines.playbook("upgrade.yml", "--tags=upgrade_nodes", extra=UPGRADE_VARS)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
-    refreshes = [c["host"] for c in machines.calls()[before:] if c["argv"][:2] == ["snap", "refresh"]
-                 and "--channel=1.34/stable" in c["argv"]]
+    refreshes = [
+        c["host"]
+        for c in machines.calls()[before:]
+        if c["argv"][:2] == ["snap", "refresh"] and "--channel=1.34/stable" in c["argv"]
+    ]
     assert refreshes == ["controller", "spark-01", "spark-02"]
     assert {h["snaps"]["microk8s"]["channel"] for h in machines.state()["hosts"].values()} == {"1.34/stable"}
     assert all(h["snaps"]["microk8s"]["held"] for h in machines.state()["hosts"].values())
@@ -126,7 +138,8 @@ def test_cluster_upgrade_and_teardown(machines: Machines, k8s_workloads: Cluster
 
     # Confirmed: MicroK8s removed from the workers first, the controller last.
     run = machines.playbook(
-        "teardown.yml", "--tags=teardown_microk8s",
+        "teardown.yml",
+        "--tags=teardown_microk8s",
         extra={"teardown_confirm": "tokenlabs", "teardown_microk8s": True},
     )
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]

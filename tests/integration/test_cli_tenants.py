@@ -55,13 +55,18 @@ def test_add_list_rotate_revoke_round_trip(k8s_cluster: Cluster, tmp_path: Path)
     assert (tmp_path / "new.key").stat().st_mode & 0o777 == 0o600
     assert not KEY.search(rotated.stdout + rotated.stderr)
 
+    as_json = _tenant(k8s_cluster, artifacts, "rotate", "cli-acme", "--json")
+    assert as_json.returncode == 0, as_json.stderr[-3000:]
+    document = json.loads(as_json.stdout)  # one document, with the key in it
+    assert document["ok"] and document["tenant"] == "cli-acme"
+    assert KEY.fullmatch(document["api_key"]) and document["api_key"] != new_key
+    assert len(KEY.findall(as_json.stdout + as_json.stderr)) == 1
+
     revoked = _tenant(k8s_cluster, artifacts, "revoke", "cli-acme")
     assert revoked.returncode == 0, revoked.stderr[-3000:]
     shown = _tenant(k8s_cluster, artifacts, "show", "cli-acme")
     assert shown.returncode == 1
     assert "does not exist" in shown.stderr.splitlines()[-1]
 
-    leaked = [
-        str(p) for p in artifacts.rglob("*") if p.is_file() and KEY.search(p.read_text(errors="ignore"))
-    ]
+    leaked = [str(p) for p in artifacts.rglob("*") if p.is_file() and KEY.search(p.read_text(errors="ignore"))]
     assert leaked == []

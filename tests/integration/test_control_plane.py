@@ -116,7 +116,7 @@ def test_malformed_rate_limit_policy_is_rejected(k8s_cluster: Cluster, namespace
     status = json.loads(err.value.body)
     assert status["code"] == 422
     assert status["message"].startswith('RateLimitPolicy.kuadrant.io "free" is invalid')
-    assert "spec.limits.per-minute.rates[0].window: Invalid value: \"1 minute\"" in status["message"]
+    assert 'spec.limits.per-minute.rates[0].window: Invalid value: "1 minute"' in status["message"]
     assert "should match '^([0-9]{1,5}(h|m|s|ms)){1,4}$'" in status["message"]
 
 

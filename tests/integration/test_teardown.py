@@ -26,9 +26,7 @@ def _comm(pid: int) -> str:
 
 @pytest.mark.workloads
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
-def test_killed_run_leaves_no_process(
-    sig: signal.Signals, k8s_binaries: object, tmp_path: Path
-) -> None:
+def test_killed_run_leaves_no_process(sig: signal.Signals, k8s_binaries: object, tmp_path: Path) -> None:
     pid_file = tmp_path / "pids.json"
     env = {**os.environ, "TOKENLABS_PROBE_PIDS": str(pid_file)}
     env.pop("TOKENLABS_KUBECONFIG", None)

@@ -91,8 +91,7 @@ def test_shown_once_without_key_file_even_at_vvv(k8s_cluster: Cluster, namespace
         "playbooks/tenant.yml",
         "-vvv",
         "--diff",
-        "-e",
-        "action=add",
+        # No action: a tenant and a tier mean "add", as in the README's example.
         "-e",
         "tenant=once",
         "-e",
@@ -132,3 +131,27 @@ def test_shown_once_without_key_file_even_at_vvv(k8s_cluster: Cluster, namespace
     )
     assert bad.returncode != 0
     assert "not a DNS-1123 label" in bad.stdout
+
+    # A key file that could not be written is refused before the tenant is created: its key would be lost.
+    lost = subprocess.run(
+        [
+            cmd[0],
+            "playbooks/tenant.yml",
+            "-e",
+            "tenant=lost",
+            "-e",
+            "tier=free",
+            "-e",
+            "key_file=/nonexistent/dir/lost.key",
+            "-e",
+            f"tokenlabs_tenant_namespace={namespace}",
+        ],
+        cwd=REPO_ROOT,
+        env={**env, "ANSIBLE_VERBOSITY": "0"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert lost.returncode != 0
+    assert "existing directory" in lost.stdout
+    assert "tenant-lost" not in stored_keys(k8s_cluster, namespace)
