@@ -7,6 +7,7 @@ if missing; workload tests expect nodes named like the lab inventory's).
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -72,7 +73,9 @@ def k8s_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     existing = os.environ.get("TOKENLABS_KUBECONFIG")
     if existing:
         api = config.new_client_from_config(config_file=existing)
-        yield Cluster(Path(existing), api, None, bins.bin_dir, tmp_path_factory.mktemp("tmp"))
+        cluster = Cluster(Path(existing), api, None, bins.bin_dir, tmp_path_factory.mktemp("tmp"))
+        _apply_crds(cluster, sources.crd_manifests())
+        yield cluster
         return
     controlplane.install_signal_handlers()
     with controlplane.running(
@@ -81,6 +84,16 @@ def k8s_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         plane.install_crds(sources.crd_manifests())
         api = config.new_client_from_config(config_file=str(plane.kubeconfig))
         yield Cluster(plane.kubeconfig, api, plane, bins.bin_dir, tmp_path_factory.mktemp("tmp"))
+
+
+def _apply_crds(cluster: Cluster, manifests: list[Path]) -> None:
+    """The pinned upstream CRDs on a cluster the harness did not start, as its own control plane gets them."""
+    kubectl = [str(cluster.bin_dir / "kubectl"), f"--kubeconfig={cluster.kubeconfig}"]
+    apply = [*kubectl, "apply", "--server-side", "--force-conflicts", "--field-manager=tokenlabs-lab"]
+    for manifest in manifests:
+        subprocess.run([*apply, "-f", str(manifest)], check=True, capture_output=True)
+    wait = [*kubectl, "wait", "--for=condition=Established", "--timeout=120s", "crd", "--all"]
+    subprocess.run(wait, check=True, capture_output=True)
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT, process_running
+from tokenlabs.lab import controlplane
 
 COMPONENTS = {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
 
@@ -22,6 +23,11 @@ def _comm(pid: int) -> str:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except FileNotFoundError:
         return ""
+
+
+def _etcd_data_dir(pid: int) -> Path:
+    args = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    return Path(next(a.removeprefix("--data-dir=") for a in args if a.startswith("--data-dir=")))
 
 
 @pytest.mark.workloads
@@ -44,12 +50,17 @@ def test_killed_run_leaves_no_process(sig: signal.Signals, k8s_binaries: object,
         assert pid_file.exists(), "the child test run never brought its cluster up"
         pids: list[int] = json.loads(pid_file.read_text())
         assert {_comm(p) for p in pids} == {c[:15] for c in COMPONENTS}  # comm is cut at 15 chars
+        data_dir = _etcd_data_dir(next(p for p in pids if _comm(p) == "etcd"))
         child.send_signal(sig)
         child.wait(60)
         deadline = time.monotonic() + 30
         while any(process_running(p) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert [p for p in pids if process_running(p)] == []
+        # etcd's in-memory data goes too: at once on a signal the run can handle, else when the next cluster starts.
+        if sig == signal.SIGKILL:
+            assert data_dir in controlplane.sweep_stale_etcd_data(data_dir.parent)
+        assert not data_dir.exists()
     finally:
         if child.poll() is None:
             child.kill()

@@ -182,9 +182,9 @@ class ControlPlane:
         return self
 
     def _start_etcd(self) -> None:
-        shm = Path("/dev/shm")
-        base = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
-        self._etcd_dir = base / f"tokenlabs-etcd-{uuid.uuid4().hex[:12]}"
+        base = etcd_data_base()
+        sweep_stale_etcd_data(base)
+        self._etcd_dir = base / f"{ETCD_DATA_PREFIX}{uuid.uuid4().hex[:12]}"
         client, peer = free_port(), free_port()
         url = f"http://127.0.0.1:{client}"
         proc = self._spawn(
@@ -350,9 +350,7 @@ class ControlPlane:
                 ],
             )
             stages = self.run_dir / "kwok-stages.yaml"
-            stages.write_text(
-                "\n---\n".join((self.kwok_stages / rel).read_text() for rel in _KWOK_STAGE_FILES)
-            )
+            stages.write_text("\n---\n".join((self.kwok_stages / rel).read_text() for rel in _KWOK_STAGE_FILES))
             self._spawn(
                 "kwok",
                 [
@@ -391,6 +389,33 @@ class ControlPlane:
             shutil.rmtree(self._etcd_dir, ignore_errors=True)
             self._etcd_dir = None
         _LIVE.discard(self)
+
+
+ETCD_DATA_PREFIX = "tokenlabs-etcd-"
+
+
+def etcd_data_base() -> Path:
+    """Where etcd keeps its data: in memory when /dev/shm is there (a test cluster needs no durability)."""
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+
+
+def sweep_stale_etcd_data(base: Path) -> list[Path]:
+    """Remove etcd data directories no running etcd uses.
+
+    A harness killed outright (SIGKILL) has no chance to remove its own, and in /dev/shm they hold memory.
+    """
+    in_use: set[str] = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        in_use.update(a[len(b"--data-dir=") :].decode(errors="replace") for a in args if a.startswith(b"--data-dir="))
+    removed = [path for path in base.glob(f"{ETCD_DATA_PREFIX}*") if str(path) not in in_use]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
 
 
 @contextlib.contextmanager
