@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from tokenlabs import runner
-from tokenlabs.lab import manager
+from tokenlabs.lab import manager, sources
 from tokenlabs.lab import report as lab_report
 from tokenlabs.lab.controlplane import install_signal_handlers
 
@@ -94,6 +95,14 @@ def _lab_env() -> dict[str, str]:
     return {"K8S_AUTH_KUBECONFIG": state["kubeconfig"], "KUBECONFIG": state["kubeconfig"], "PATH": path}
 
 
+def _tools_env() -> dict[str, str]:
+    """The pinned helm v3 (kubernetes.core.helm drives it) on the PATH, unless the PATH has a helm already."""
+    if shutil.which("helm"):
+        return {}
+    bins = sources.ensure_binaries()
+    return {"PATH": os.pathsep.join([str(Path(sys.executable).parent), str(bins.bin_dir), os.environ.get("PATH", "")])}
+
+
 def run(
     args: argparse.Namespace,
     playbook: str,
@@ -110,7 +119,7 @@ def run(
     inventory = Path(args.inventory).resolve()
     if not inventory.exists():
         raise CliError(f"inventory {inventory} does not exist")
-    env = {**(_lab_env() if inventory == LAB_INVENTORY else {}), **(envvars or {})}
+    env = {**(_lab_env() if inventory == LAB_INVENTORY else _tools_env()), **(envvars or {})}
     quiet = getattr(args, "json", False)
     result = runner.run_playbook(
         playbook,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -126,3 +128,20 @@ def test_model_list_answers_every_model_once() -> None:
     assert body["object"] == "list"
     assert [m["id"] for m in body["data"]] == ["a/b", "c"]
     assert {m["object"] for m in body["data"]} == {"model"}
+
+
+def test_site_yml_stops_on_a_broken_tier_table_before_its_first_phase(tmp_path: Path) -> None:
+    """The first play of site.yml refuses the table, so no phase (CRDs, charts, policies) runs on it."""
+    extra = tmp_path / "tiers.json"
+    extra.write_text(json.dumps({"tokenlabs_tiers": {"free": {"requests_per_minute": -1, "tokens_per_fortnight": 5}}}))
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "site.yml", "-e", f"@{extra}", "--tags", "never"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "Invalid tier table" in proc.stdout
+    assert "requests_per_minute must be a positive whole number" in proc.stdout
+    assert "Boilerplate | Pinned versions" not in proc.stdout
