@@ -238,7 +238,10 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
 
 
 def cmd_lab_down(_args: argparse.Namespace) -> int:
-    print("lab stopped and removed" if manager.down(LAB_DIR) else "no lab running")
+    stopped = manager.down(LAB_DIR)
+    # The demo tenants' keys belonged to the cluster just removed; run logs stay for reading.
+    (LAB_DIR / "tenant-keys.yml").unlink(missing_ok=True)
+    print("lab stopped and removed" if stopped else "no lab running")
     return 0
 
 

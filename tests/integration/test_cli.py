@@ -70,3 +70,4 @@ def test_lab_up_is_idempotent_and_down_removes_it(tmp_path: Path, k8s_binaries: 
     assert "lab stopped" in down.stdout
     assert [p for p in pids if process_running(p)] == []
     assert json.loads(_tokenlabs("lab", "status", "--json", env=env).stdout)["running"] is False
+    assert not (tmp_path / "lab" / "tenant-keys.yml").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,13 @@ def test_scenario(scenario: str, k8s_workloads: Cluster, tmp_path: Path) -> None
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-20000:]
+    # On a converged cluster `--check` must report nothing to do, as idempotence does for a real run.
+    check = _section(proc.stdout, f"[{scenario} > check] Executing", f"[{scenario} > check] Executed")
+    recaps = re.findall(r"^\S+\s+: ok=\d+\s+changed=(\d+)", check, flags=re.MULTILINE)
+    assert recaps, check[-5000:]
+    assert set(recaps) == {"0"}, check[-20000:]
+
+
+def _section(text: str, start: str, end: str) -> str:
+    begin = text.index(start)
+    return text[begin : text.index(end, begin)]

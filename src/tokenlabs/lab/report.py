@@ -144,4 +144,9 @@ def render(report: dict[str, Any], tts_url: str | None = None) -> str:
             '    -d \'{"model": "tts-1", "input": "Hello from TokenLabs.", "voice": "alloy", '
             '"response_format": "wav"}\' -o hello.wav',
         ]
+    else:
+        lines += [
+            "speech service: not running (install it with `make setup`, which adds services/magpie_tts,",
+            "  or it was started with --no-tts)",
+        ]
     return "\n".join(lines)
