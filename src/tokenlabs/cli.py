@@ -119,7 +119,7 @@ def run(
     inventory = Path(args.inventory).resolve()
     if not inventory.exists():
         raise CliError(f"inventory {inventory} does not exist")
-    env = {**(_lab_env() if inventory == LAB_INVENTORY else _tools_env()), **(envvars or {})}
+    env = {**(_lab_env() if inventory == LAB_INVENTORY else {}), **(envvars or {})}
     quiet = getattr(args, "json", False)
     result = runner.run_playbook(
         playbook,
@@ -149,7 +149,9 @@ def _converge(
     keys_dir.mkdir(parents=True, exist_ok=True)
     key_file = keys_dir / "tenant-keys.yml"
     before = key_file.stat().st_mtime if key_file.exists() else None
-    run(args, "site.yml", extravars={"tokenlabs_tenants_key_file": str(key_file)}, report=report)
+    # site.yml drives helm; the lab's environment has the pinned one already.
+    tools = {} if Path(args.inventory).resolve() == LAB_INVENTORY else _tools_env()
+    run(args, "site.yml", extravars={"tokenlabs_tenants_key_file": str(key_file)}, envvars=tools, report=report)
     if key_file.exists() and key_file.stat().st_mtime != before:
         print(f"new tenant keys were written to {key_file} (mode 0600)", file=sys.stderr)
 
