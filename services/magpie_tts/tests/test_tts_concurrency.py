@@ -48,6 +48,11 @@ def test_dropped_client_frees_its_slot_and_cancels_work(fake_server: tuple[LiveS
     ):
         assert response.status_code == 200
         next(response.iter_raw())
+        # The second sentence starts once the first one's opening has gone out; drop the client while it runs.
+        started = time.monotonic()
+        while engine.started < 2 and time.monotonic() - started < 5:
+            time.sleep(0.005)
+        assert engine.started == 2
     # The only slot was held by the dropped stream; a new request must get it, not a 429.
     deadline = time.monotonic() + 5
     while True:

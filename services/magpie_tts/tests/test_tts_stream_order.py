@@ -38,13 +38,13 @@ async def _events(prefetch: int) -> list[tuple[str, int]]:
 
 
 @pytest.mark.parametrize("prefetch", [0, 1, 2])
-def test_first_chunk_leaves_before_the_second_starts(prefetch: int) -> None:
+def test_first_audio_leaves_before_the_second_chunk_starts(prefetch: int) -> None:
     events = asyncio.run(_events(prefetch))
     assert events[0] == ("sent", 1)
-    # The first chunk goes out as a short head and the rest of the sentence.
-    assert events[1] == ("sent", 1)
+    # The first chunk goes out as a short head and the rest; the second chunk runs while the rest is converted.
+    assert events[1] == ("sent", 1 + max(1, prefetch))
     assert events[-1] == ("most_in_flight", max(1, prefetch))
 
 
 def test_prefetch_bounds_the_chunks_in_flight() -> None:
-    assert asyncio.run(_events(8))[-1] == ("most_in_flight", len(SENTENCES) - 2)
+    assert asyncio.run(_events(8))[-1] == ("most_in_flight", len(SENTENCES) - 1)

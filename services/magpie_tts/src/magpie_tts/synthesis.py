@@ -90,9 +90,10 @@ class SpeechStream:
                     break
                 audio, spent = await pending.popleft()
                 self.engine_seconds += spent
-                # The first chunk runs alone and goes out before the next one starts: on a CPU engine a
-                # chunk synthesised beside it would slow it down, and time to first byte matters more
-                # than throughput. Later chunks overlap with encoding and sending.
+                # The first chunk runs alone until its opening has gone out: on a CPU engine a chunk
+                # synthesised beside it would slow it down, and time to first byte matters more than
+                # throughput. From then on the next chunks overlap with encoding and sending, so a client
+                # that reads slowly never holds up synthesis.
                 if not first:
                     top_up(self._prefetch)
                 for samples in _head_and_rest(audio) if first else (audio.samples,):
@@ -100,7 +101,9 @@ class SpeechStream:
                     data = await asyncio.to_thread(self.pipeline.feed, samples, audio.sample_rate, audio.speed_applied)
                     if data:
                         yield data
-                first = False
+                    if first:
+                        first = False
+                        top_up(max(self._prefetch, 1))
             tail = await asyncio.to_thread(self.pipeline.finish)
             if tail:
                 yield tail
