@@ -85,22 +85,18 @@ def test_runner_with_key_file_leaks_no_key(k8s_cluster: Cluster, namespace: str,
     assert not any(name.startswith("tenant-acme") for name in stored_keys(k8s_cluster, namespace))
 
 
+def tenant_play(cluster: Cluster, namespace: str, *flags: str, **extravars: str) -> subprocess.CompletedProcess[str]:
+    """ansible-playbook playbooks/tenant.yml with ``extravars`` in ``namespace``; ``flags`` go on the command line."""
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/tenant.yml", *flags]
+    for name, value in {**extravars, "tokenlabs_tenant_namespace": namespace}.items():
+        cmd += ["-e", f"{name}={value}"]
+    env = {**cluster.env, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
+
+
 def test_shown_once_without_key_file_even_at_vvv(k8s_cluster: Cluster, namespace: str) -> None:
-    cmd = [
-        str(Path(sys.executable).parent / "ansible-playbook"),
-        "playbooks/tenant.yml",
-        "-vvv",
-        "--diff",
-        # No action: a tenant and a tier mean "add", as in the README's example.
-        "-e",
-        "tenant=once",
-        "-e",
-        "tier=free",
-        "-e",
-        f"tokenlabs_tenant_namespace={namespace}",
-    ]
-    env = {**k8s_cluster.env, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
+    # No action: a tenant and a tier mean "add", as in the README's example.
+    proc = tenant_play(k8s_cluster, namespace, "-vvv", "--diff", tenant="once", tier="free")
     assert proc.returncode == 0, proc.stdout[-4000:]
     key = stored_keys(k8s_cluster, namespace)["tenant-once"]
     output = proc.stdout + proc.stderr
@@ -110,48 +106,12 @@ def test_shown_once_without_key_file_even_at_vvv(k8s_cluster: Cluster, namespace
     assert "shown once" in output[max(0, shown - 400) : shown]
 
     # A bad request fails with the module's message although the module task itself is no_log.
-    bad = subprocess.run(
-        [
-            cmd[0],
-            "playbooks/tenant.yml",
-            "-e",
-            "action=add",
-            "-e",
-            "tenant=Not_Valid",
-            "-e",
-            "tier=free",
-            "-e",
-            f"tokenlabs_tenant_namespace={namespace}",
-        ],
-        cwd=REPO_ROOT,
-        env={**env, "ANSIBLE_VERBOSITY": "0"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    bad = tenant_play(k8s_cluster, namespace, action="add", tenant="Not_Valid", tier="free")
     assert bad.returncode != 0
     assert "not a DNS-1123 label" in bad.stdout
 
     # A key file that could not be written is refused before the tenant is created: its key would be lost.
-    lost = subprocess.run(
-        [
-            cmd[0],
-            "playbooks/tenant.yml",
-            "-e",
-            "tenant=lost",
-            "-e",
-            "tier=free",
-            "-e",
-            "key_file=/nonexistent/dir/lost.key",
-            "-e",
-            f"tokenlabs_tenant_namespace={namespace}",
-        ],
-        cwd=REPO_ROOT,
-        env={**env, "ANSIBLE_VERBOSITY": "0"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    lost = tenant_play(k8s_cluster, namespace, tenant="lost", tier="free", key_file="/nonexistent/dir/lost.key")
     assert lost.returncode != 0
     assert "existing directory" in lost.stdout
     assert "tenant-lost" not in stored_keys(k8s_cluster, namespace)
