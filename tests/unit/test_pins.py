@@ -40,24 +40,60 @@ def test_wrapper_modules_pin_the_same_kubernetes_release() -> None:
 
 @pytest.mark.skipif(not SHARED_CRDS.is_dir(), reason="no local copy of the upstream CRDs to compare with")
 def test_crd_checksums_match_the_upstream_files() -> None:
+    """Each pinned bundle names a folder holding exactly its files, byte for byte."""
     bundles = sources.versions()["versions_crd_bundles"]
-    pinned = {
-        f"{name.replace('_', '-')}/{entry['name']}": entry["sha256"]
-        for name, bundle in bundles.items()
-        for entry in bundle["files"]
-    }
-    local = {
-        str(p.relative_to(SHARED_CRDS)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in SHARED_CRDS.glob("*/*.yaml")
-    }
-    assert pinned == local
+    for name, bundle in bundles.items():
+        folder = SHARED_CRDS / bundle["dir"]
+        pinned = {entry["name"]: entry["sha256"] for entry in bundle["files"]}
+        local = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.glob("*.yaml")}
+        assert pinned == local, name
+
+
+def test_crd_folders_are_named_by_the_pinned_release() -> None:
+    pins = sources.versions()
+    bundles = pins["versions_crd_bundles"]
+    assert bundles["gateway_api"]["dir"] == f"gateway-api-{pins['versions_gateway_api']}"
+    gaie = pins["versions_inference_extension"]
+    assert bundles["inference_extension"]["dir"] == f"gateway-api-inference-extension-{gaie}"
+    assert bundles["envoy_gateway"]["dir"] == f"envoy-gateway-{pins['versions_envoy_gateway']}"
+    assert bundles["ai_gateway"]["dir"] == f"ai-gateway-{pins['versions_envoy_ai_gateway']}"
+
+
+def test_kuadrant_crds_are_left_to_its_chart() -> None:
+    assert "kuadrant" not in sources.versions()["versions_crd_bundles"]
+
+
+@pytest.mark.skipif(not SHARED_CRDS.is_dir(), reason="no local copy of the upstream CRDs to compare with")
+def test_lab_crds_are_the_pinned_folders_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(sources.ENV_CRDS, raising=False)
+    bundles = sources.versions()["versions_crd_bundles"]
+    files = sources.crd_manifests()
+    assert {p.parent.name for p in files} == {b["dir"] for b in bundles.values()}
+    assert len(files) == sum(len(b["files"]) for b in bundles.values())
+    assert not any(p.name.startswith("kuadrant.io_") for p in files)
+
+
+def test_crd_source_dir_is_checked_against_the_pins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    bundles = sources.versions()["versions_crd_bundles"]
+    for bundle in bundles.values():
+        (tmp_path / bundle["dir"]).mkdir()
+        for entry in bundle["files"]:
+            (tmp_path / bundle["dir"] / entry["name"]).write_text("not the release file\n")
+    monkeypatch.setenv(sources.ENV_CRDS, str(tmp_path))
+    with pytest.raises(sources.SourceError, match="does not match its pinned sha256"):
+        sources.crd_manifests()
+    monkeypatch.setenv(sources.ENV_CRDS, str(tmp_path / "absent"))
+    with pytest.raises(sources.SourceError, match="is missing"):
+        sources.crd_manifests()
 
 
 def test_crd_urls_point_at_the_pinned_releases() -> None:
     pins = sources.versions()
     bundles = pins["versions_crd_bundles"]
-    assert f"/{pins['versions_gateway_api']}/" in bundles["gateway_api"]["base_url"]
-    assert f"/{pins['versions_kuadrant_operator']}/" in bundles["kuadrant"]["base_url"]
+    assert f"/{pins['versions_gateway_api']}/config/crd/standard" in bundles["gateway_api"]["base_url"]
+    assert f"/{pins['versions_envoy_gateway']}/" in bundles["envoy_gateway"]["base_url"]
+    assert f"/{pins['versions_envoy_ai_gateway']}/" in bundles["ai_gateway"]["base_url"]
+    assert f"/{pins['versions_inference_extension']}/" in bundles["inference_extension"]["base_url"]
     assert "{{" not in json.dumps(bundles)
 
 

@@ -70,7 +70,8 @@ def _download_crds(pins: dict[str, Any]) -> list[Path]:
     """Fetch each pinned CRD file once into the cache, verifying its sha256."""
     files: list[Path] = []
     for bundle, spec in pins.items():
-        target = _cache_dir() / bundle
+        # Keyed by the pinned folder (named by release), so a file cached for another release is never reused.
+        target = _cache_dir() / spec["dir"]
         target.mkdir(parents=True, exist_ok=True)
         for entry in spec["files"]:
             path = target / entry["name"]
@@ -84,18 +85,39 @@ def _download_crds(pins: dict[str, Any]) -> list[Path]:
     return files
 
 
+def _local_crds(directory: Path, pins: dict[str, Any]) -> list[Path]:
+    """The pinned files from an offline copy laid out <dir>/<bundle's pinned dir>/<file>, each sha256-checked.
+
+    Only the folders the pins name are read: a copy may hold other releases side by side.
+    """
+    files: list[Path] = []
+    problems: list[str] = []
+    for bundle, spec in pins.items():
+        for entry in spec["files"]:
+            path = directory / spec["dir"] / entry["name"]
+            if not path.is_file():
+                problems.append(f"{bundle}: {path} is missing")
+            elif hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]:
+                problems.append(f"{bundle}: {path} does not match its pinned sha256")
+            else:
+                files.append(path)
+    if problems:
+        raise SourceError("; ".join(problems))
+    return files
+
+
 def crd_manifests() -> list[Path]:
-    """Upstream CRD files: $TOKENLABS_CRDS_DIR, else ../shared/crds beside the repo, else the pinned URLs."""
+    """The pinned upstream CRD files: $TOKENLABS_CRDS_DIR, else ../shared/crds beside the repo, else the pinned URLs.
+
+    Kuadrant's CRDs are not among them: its chart installs them (see versions_crd_bundles).
+    """
+    pins: dict[str, Any] = versions()["versions_crd_bundles"]
     explicit = os.environ.get(ENV_CRDS)
-    candidates = [Path(explicit)] if explicit else [REPO_ROOT.parent / "shared" / "crds"]
-    for directory in candidates:
-        files = sorted(directory.glob("*/*.yaml"))
-        if files:
-            return files
-        if explicit:
-            raise SourceError(f"{ENV_CRDS}={explicit} holds no */*.yaml CRD manifests")
+    directory = Path(explicit) if explicit else REPO_ROOT.parent / "shared" / "crds"
+    if explicit or directory.is_dir():
+        return _local_crds(directory, pins)
     try:
-        return _download_crds(versions()["versions_crd_bundles"])
+        return _download_crds(pins)
     except OSError as exc:
         raise SourceError(
             f"no CRD manifests: set {ENV_CRDS}, place them in ../shared/crds, or go online ({exc})"
