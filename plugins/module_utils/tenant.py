@@ -54,6 +54,8 @@ SECRET_PREFIX = "tenant-"
 
 _TTL_PATTERN = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*\Z")
 _TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# A grace period is a hand-over window; anything longer is a second key that never expires in practice.
+MAX_TTL_DAYS = 365
 _LABEL_VALUE_PATTERN = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?\Z")
 _QUALIFIED_NAME_PATTERN = re.compile(
     r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?\Z"
@@ -140,6 +142,12 @@ def parse_ttl(value: Any) -> Optional[int]:
     seconds = int(match.group(1)) * _TTL_UNITS[match.group(2)]
     if seconds <= 0:
         raise TenantError("previous_key_ttl must be positive")
+    if seconds > MAX_TTL_DAYS * 86400:
+        raise TenantError(
+            "previous_key_ttl {0!r} is longer than {1} days; the old key must stop working within a year".format(
+                value, MAX_TTL_DAYS
+            )
+        )
     return seconds
 
 
@@ -348,6 +356,7 @@ class TenantSpec:
         labels: Optional[Dict[str, str]] = None,
         annotations: Optional[Dict[str, str]] = None,
         state: str = "present",
+        must_exist: bool = False,
     ) -> None:
         self.name = validate_tenant_id(name)
         self.tier = validate_tier(tier, allowed_tiers) if tier is not None else None
@@ -360,6 +369,7 @@ class TenantSpec:
         if state not in ("present", "absent"):
             raise TenantError("state must be 'present' or 'absent', got {0!r}".format(state))
         self.state = state
+        self.must_exist = bool(must_exist)
 
 
 class TenantPlan:
@@ -479,6 +489,10 @@ def plan_tenant(
         plan.writes.extend(_delete(obj, spec.name) for obj in ([current] if current is not None else []) + previous)
         return plan
 
+    if current is None and spec.must_exist:
+        raise TenantError(
+            "tenant {0!r} does not exist in {1} (add it first); nothing was changed".format(spec.name, namespace)
+        )
     if current is None:
         after_current, tier, old_key = _plan_create(plan, spec, namespace, key_factory), spec.tier or "", None
     else:

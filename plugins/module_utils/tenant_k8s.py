@@ -4,12 +4,11 @@
 # (these plugins build on kubernetes.core's GPLv3 module_utils)
 """Executes tenant plans against the Kubernetes API.
 
-Authentication is kubernetes.core's (its k8s_auth_options and K8S_AUTH_* environment variables).
-Requests carry JSON bodies and return plain dicts: a listing of a thousand Secrets is not turned into
-model objects, and merge patches carry the resourceVersion so concurrent writers meet a 409 instead of
-overwriting each other. They go through ``tenant_client`` when it implements the configuration (no
-``kubernetes`` import, which would cost more than the work itself), else through the kubernetes
-client that kubernetes.core builds.
+The connection is kubernetes.core's (its k8s_auth_options, K8S_AUTH_* environment variables and
+``get_api_client``, so kubeconfig contexts, credential plugins, proxies and impersonation behave as in
+kubernetes.core.k8s). Requests go through that client's ``call_api`` with JSON bodies and return plain
+dicts: a listing of a thousand Secrets is not turned into model objects, and merge patches carry the
+resourceVersion so concurrent writers meet a 409 instead of overwriting each other.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -42,17 +41,11 @@ from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant import (
     secret_name,
     tenant_facts,
 )
-from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant_client import (
-    HttpError,
-    HttpTransport,
-    Unsupported,
-    auth_settings,
-    impersonation_headers,
-    resolve,
-)
+from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant_keyfile import KeyFile
 
 CONFLICT_ATTEMPTS = 5
 DEFAULT_WORKERS = 8
+TIMEOUT = 60
 _METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 _MERGE_PATCH = "application/merge-patch+json"
 
@@ -74,33 +67,22 @@ def common_argspec(token: bool = True) -> Dict[str, Any]:
 
 
 def connect(params: Dict[str, Any], token: bool = True) -> "TenantApi":
-    """An API handle from the module's connection options; a clear TenantError if the server cannot be reached."""
-    options = list(auth_argspec(token))
-    try:
-        try:
-            endpoint = resolve(auth_settings(params, options))
-            transport: Any = HttpTransport(endpoint, impersonation_headers(params))
-        except Unsupported:
-            transport = _client_transport(params, options)
-    except TenantError:
-        raise
-    except Exception as exc:  # kubeconfig, TLS and connection errors all surface here
-        raise TenantError("Cannot reach the Kubernetes API server: {0}".format(_short(exc))) from exc
-    return TenantApi(transport, params["namespace"])
-
-
-def _client_transport(params: Dict[str, Any], options: List[str]) -> "ClientTransport":
-    # Imported here: only configurations tenant_client does not implement pay for the kubernetes package.
+    """An API handle from the module's connection options; a clear TenantError if no client can be built."""
+    # Imported here: validation and key-file checks fail fast without paying for the kubernetes package.
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import requires  # noqa: PLC0415
 
     try:
-        requires("kubernetes", "24.2.0", reason="for this connection configuration")
+        requires("kubernetes", "24.2.0")
     except Exception as exc:  # kubernetes.core raises a plain Exception carrying missing_required_lib's text
         raise TenantError(str(exc)) from exc
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client  # noqa: PLC0415
 
-    kwargs = {name: params.get(name) for name in options if params.get(name) is not None}
-    return ClientTransport(get_api_client(**kwargs).client.client)
+    kwargs = {name: params.get(name) for name in auth_argspec(token) if params.get(name) is not None}
+    try:
+        api_client = get_api_client(**kwargs).client.client
+    except Exception as exc:  # kubeconfig, credential plugin and TLS file errors all surface here
+        raise TenantError("Cannot reach the Kubernetes API server: {0}".format(_short(exc))) from exc
+    return TenantApi(api_client, params["namespace"])
 
 
 def _short(exc: BaseException) -> str:
@@ -108,38 +90,11 @@ def _short(exc: BaseException) -> str:
     return text[0] if text else exc.__class__.__name__
 
 
-class ClientTransport:
-    """Requests through a kubernetes ApiClient (credential plugins, proxies: whatever kubernetes.core configures)."""
-
-    def __init__(self, api_client: Any) -> None:
-        self.api_client = api_client
-
-    def request(
-        self, method: str, path: str, query: List[Tuple[str, str]], headers: Dict[str, str], body: Optional[bytes]
-    ) -> bytes:
-        from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 - loaded with the client
-
-        try:
-            response = self.api_client.call_api(
-                path,
-                method,
-                query_params=query,
-                header_params=headers,
-                body=json.loads(body) if body else None,
-                auth_settings=["BearerToken"],
-                _return_http_data_only=True,
-                _preload_content=False,
-            )
-        except ApiException as exc:
-            raise HttpError(exc.status or 0, str(exc.reason), exc.body or b"") from exc
-        return response.data
-
-
 class TenantApi:
-    """Secrets in one namespace, as dicts."""
+    """Secrets in one namespace, as dicts, through a kubernetes ``ApiClient``."""
 
-    def __init__(self, transport: Any, namespace: str) -> None:
-        self.transport = transport
+    def __init__(self, api_client: Any, namespace: str) -> None:
+        self.api_client = api_client
         self.namespace = namespace
         self.writes = 0
         self._lock = threading.Lock()
@@ -159,19 +114,29 @@ class TenantApi:
         content_type: str = "application/json",
         parse: bool = True,
     ) -> Dict[str, Any]:
+        from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 - loaded with the client
+
         headers = {"Accept": accept}
-        data = None
         if body is not None:
             headers["Content-Type"] = content_type
-            data = json.dumps(body, separators=(",", ":")).encode("utf-8")
         try:
-            payload = self.transport.request(method, path, query or [], headers, data)
-        except HttpError as exc:
+            # Raw bytes, not models: deserializing a thousand Secrets would cost more than fetching them.
+            response = self.api_client.call_api(
+                path,
+                method,
+                query_params=query or [],
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+                _preload_content=False,
+                _request_timeout=TIMEOUT,
+            )
+        except ApiException as exc:
             raise _api_error(exc, method, path) from exc
-        except TenantError:
-            raise
-        except Exception as exc:  # socket, TLS and protocol errors, or the kubernetes client's urllib3 errors
-            raise TenantError("Cannot reach the Kubernetes API server: {0}".format(_short(exc))) from exc
+        except Exception as exc:  # connection, TLS and protocol errors from urllib3
+            raise Unreachable("Cannot reach the Kubernetes API server: {0}".format(_short(exc))) from exc
+        payload = response.data
         return json.loads(payload) if parse and payload else {}
 
     def get(self, name: str) -> Optional[Dict[str, Any]]:
@@ -209,6 +174,10 @@ class NotFound(TenantError):
     pass
 
 
+class Unreachable(TenantError):
+    """No answer from the server: a write may or may not have been stored."""
+
+
 def _api_error(exc: Any, method: str, path: str) -> TenantError:
     status = getattr(exc, "status", None)
     message = _server_message(exc)
@@ -244,8 +213,13 @@ def reconcile_tenant(
     spec: TenantSpec,
     check_mode: bool,
     sleep: Callable[[float], None] = time.sleep,
+    key_file: Optional[KeyFile] = None,
 ) -> TenantPlan:
-    """Read, plan and write one tenant; on a 409 read again and re-plan (another writer got there first)."""
+    """Read, plan and write one tenant; on a 409 read again and re-plan (another writer got there first).
+
+    With ``key_file`` a new key is in that file before the server is asked to store it, and the file is put back
+    when the server refuses; the caller has already called ``key_file.check()``.
+    """
     for attempt in range(CONFLICT_ATTEMPTS):
         current = api.get(secret_name(spec.name))
         previous = api.previous(spec.name)
@@ -255,15 +229,31 @@ def reconcile_tenant(
             return plan
         if check_mode:
             return plan
+        if key_file is not None and plan.new_key:
+            key_file.deliver({spec.name: plan.new_key})
         try:
             _apply_plan(api, plan)
         except ConflictError:
             sleep(0.05 * (attempt + 1))
             continue
+        except Unreachable as exc:
+            if key_file is not None and plan.new_key:
+                raise TenantError(
+                    "{0}; {1} keeps the new key, which is valid if the write reached the server".format(
+                        exc, key_file.path
+                    )
+                ) from exc
+            raise
+        except TenantError:
+            if key_file is not None:
+                key_file.undo()
+            raise
         if spec.state == "present":
             stored = api.get(secret_name(spec.name))
             plan.facts = tenant_facts(spec.name, api.namespace, stored, api.previous(spec.name))
         return plan
+    if key_file is not None:
+        key_file.undo()
     raise TenantError(
         "tenant {0!r}: the Secret kept changing during {1} attempts (409 Conflict); "
         "another process is writing it".format(spec.name, CONFLICT_ATTEMPTS)
@@ -277,10 +267,13 @@ def reconcile_tenants(
     check_mode: bool,
     *,
     workers: int = DEFAULT_WORKERS,
+    key_file: Optional[KeyFile] = None,
 ) -> Tuple[BulkPlan, List[str]]:
     """One metadata-only LIST of the namespace, one plan, then only the writes that differ (tenants in parallel).
 
-    Returns the plan and the tenants whose writes failed, with reasons, after retrying conflicts.
+    Returns the plan and the tenants whose writes failed, with reasons, after retrying conflicts. Keys of tenants
+    whose creation the server refused are dropped from the plan. With ``key_file`` (already checked) every new key
+    is in the file before the first write, and afterwards the file holds exactly the keys the server took.
     """
     listing = api.list(metadata_only=True)
     bulk = plan_tenants(specs, api.namespace, listing, exclusive=exclusive)
@@ -289,13 +282,20 @@ def reconcile_tenants(
         return bulk, []
     by_name = {s.name: s for s in specs}
     errors: List[str] = []
+    delivered = _new_keys(bulk)
+    if key_file is not None and delivered:
+        key_file.deliver(delivered)
 
     def run(plan: TenantPlan) -> Optional[str]:
         try:
             _apply_plan(api, plan)
         except ConflictError:
             return _retry_one(api, plan, by_name.get(plan.tenant))
+        except Unreachable as exc:
+            return "{0}: {1}".format(plan.tenant, exc)
         except TenantError as exc:
+            plan.new_key = None
+            plan.key_action = None
             return "{0}: {1}".format(plan.tenant, exc)
         return None
 
@@ -303,11 +303,23 @@ def reconcile_tenants(
         for error in pool.map(run, pending):
             if error:
                 errors.append(error)
+    stored = _new_keys(bulk)
+    if key_file is not None and stored != delivered:
+        key_file.undo()
+        if stored:
+            key_file.deliver(stored)
     return bulk, errors
+
+
+def _new_keys(bulk: BulkPlan) -> Dict[str, str]:
+    return {p.tenant: p.new_key for p in bulk.plans if p.new_key}
 
 
 def _retry_one(api: TenantApi, plan: TenantPlan, spec: Optional[TenantSpec]) -> Optional[str]:
     spec = spec or TenantSpec(plan.tenant, state="absent")
+    # The conflicting write was refused, so the key planned with it was never stored.
+    plan.new_key = None
+    plan.key_action = None
     for _attempt in range(CONFLICT_ATTEMPTS):
         try:
             current = api.get(secret_name(spec.name))
@@ -318,12 +330,9 @@ def _retry_one(api: TenantApi, plan: TenantPlan, spec: Optional[TenantSpec]) -> 
             continue
         except TenantError as exc:
             return "{0}: {1}".format(spec.name, exc)
-        # Whoever created the Secret first owns its key: ours was never stored, so it must not be reported.
-        if plan.key_action == "created" and fresh.key_action != "created":
-            plan.new_key = None
-            plan.key_action = None
-        elif fresh.key_action == "created":
-            plan.new_key = fresh.new_key
+        # Whoever created the Secret first owns its key: only a key this retry stored is reported.
+        if fresh.key_action == "created":
+            plan.new_key, plan.key_action = fresh.new_key, fresh.key_action
         plan.writes = fresh.writes
         return None
     return "{0}: the Secret kept changing (409 Conflict)".format(spec.name)

@@ -24,7 +24,8 @@ description:
     is never changed unless O(rotate_key=true) or a different O(api_key) is given. Changing O(tier) patches only the
     annotation.
   - The key is returned once, when it was created or rotated (show-once); every other result carries only its
-    SHA-256 fingerprint. Run the task with C(no_log=true) and hand the key on from the registered result.
+    SHA-256 fingerprint. Run the task with C(no_log=true) and hand the key on from the registered result, or give
+    O(key_file) and the key is written there instead, before the server stores it, and is returned nowhere.
   - Idempotence is computed against what the server stores (base64 C(data)), so a Secret written with C(stringData)
     by another tool compares equal.
   - Writes carry the object's C(resourceVersion); on a 409 conflict the module reads again and re-plans.
@@ -68,6 +69,20 @@ options:
         module or of M(tokenlabs.platform.tenants) deletes expired ones.
       - Without it, the old key stops working as soon as the Secret is updated.
     type: str
+  must_exist:
+    description:
+      - Fail instead of creating the tenant when it does not exist (for a re-tier or a rotation).
+    type: bool
+    default: false
+  key_file:
+    description:
+      - File that receives a new key (created or rotated), mode C(0600), replacing what the file held.
+      - Checked before any API call, and written before the server is asked to store the key; when the file cannot
+        be written (a directory, a read-only or missing directory, an immutable file) nothing is changed on the
+        server. When the server refuses the write, the file gets its earlier content back.
+      - With it, RV(api_key) is not returned, so the task needs no C(no_log).
+      - Ignored with O(state=absent). In check mode the file is checked but not written.
+    type: path
   state:
     description:
       - V(present) creates or updates the tenant.
@@ -91,13 +106,13 @@ options:
     description: Extra annotations for the Secret. The annotations the module manages cannot be overridden.
     type: dict
 requirements:
-  - kubernetes >= 24.2.0, only for credential plugins (exec, auth-provider), proxies and O(persist_config)
+  - kubernetes >= 24.2.0
   - PyYAML >= 3.11
 seealso:
   - module: tokenlabs.platform.tenants
   - module: tokenlabs.platform.tenant_info
 notes:
-  - Mark the task C(no_log=true) whenever a key may be created, rotated or passed in.
+  - Mark the task C(no_log=true) whenever a key may be created, rotated or passed in, unless O(key_file) receives it.
 """
 
 EXAMPLES = r"""
@@ -116,10 +131,17 @@ EXAMPLES = r"""
   when: acme.api_key is defined
   no_log: true
 
-- name: Tenants | Move acme to enterprise (the key is unchanged)
+- name: Tenants | Add beta; its key goes to a file before the Secret exists, and nowhere else
+  tokenlabs.platform.tenant:
+    name: beta
+    tier: free
+    key_file: /root/beta.key
+
+- name: Tenants | Move acme to enterprise (the key is unchanged; fails if acme does not exist)
   tokenlabs.platform.tenant:
     name: acme
     tier: enterprise
+    must_exist: true
 
 - name: Tenants | Rotate acme's key; the old one keeps working for a day
   tokenlabs.platform.tenant:
@@ -162,11 +184,22 @@ key_action:
   sample: created
 api_key:
   description:
-    - The new key, returned once when it was created or rotated, never in check mode and never otherwise.
+    - The new key, returned once when it was created or rotated, never in check mode, never with O(key_file) and
+      never otherwise.
     - Secret material; register the result in a task with C(no_log=true).
-  returned: when a key was created or rotated
+  returned: when a key was created or rotated and O(key_file) is not set
   type: str
   sample: tlabs_sk_0123456789abcdef0123456789abcdef0123456789abcdef
+key_file:
+  description: The file that received the new key.
+  returned: when a key was created or rotated into O(key_file) (not in check mode)
+  type: str
+  sample: /root/acme.key
+existed:
+  description: Whether the tenant existed before the run (false for a revocation of an unknown tenant).
+  returned: always
+  type: bool
+  sample: true
 fingerprint:
   description: C(sha256:) and the first 16 hex digits of the SHA-256 of the current key.
   returned: when the tenant exists after the run (and not in check mode for a changed tenant)
@@ -240,8 +273,19 @@ from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant_k8s impo
     connect,
     reconcile_tenant,
 )
+from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant_keyfile import KeyFile  # noqa: E402
 
-SPEC_PARAMS = ("tier", "allowed_tiers", "api_key", "rotate_key", "previous_key_ttl", "labels", "annotations", "state")
+SPEC_PARAMS = (
+    "tier",
+    "allowed_tiers",
+    "api_key",
+    "rotate_key",
+    "previous_key_ttl",
+    "labels",
+    "annotations",
+    "state",
+    "must_exist",
+)
 
 
 def argspec() -> Dict[str, Any]:
@@ -253,6 +297,8 @@ def argspec() -> Dict[str, Any]:
         rotate_key=dict(type="bool", default=False, no_log=False),
         previous_key_ttl=dict(type="str", no_log=False),
         state=dict(type="str", default="present", choices=["present", "absent"]),
+        must_exist=dict(type="bool", default=False),
+        key_file=dict(type="path", no_log=False),
         labels=dict(type="dict"),
         annotations=dict(type="dict"),
     )
@@ -266,10 +312,14 @@ def result_of(plan: TenantPlan, params: Dict[str, Any], check_mode: bool, diff: 
         "secret": secret_name(plan.tenant),
         "namespace": params["namespace"],
         "key_action": plan.key_action,
+        "existed": bool(plan.before),
         "writes": writes,
     }
     if plan.new_key and not check_mode:
-        result["api_key"] = plan.new_key
+        if params["key_file"]:
+            result["key_file"] = params["key_file"]
+        else:
+            result["api_key"] = plan.new_key
     if plan.facts:
         result["tenant"] = plan.facts
         result["fingerprint"] = plan.facts["fingerprint"]
@@ -283,8 +333,11 @@ def main() -> None:
     params = module.params
     try:
         spec = TenantSpec(params["name"], **{k: params[k] for k in SPEC_PARAMS})
+        key_file = KeyFile(params["key_file"]) if params["key_file"] and spec.state == "present" else None
+        if key_file is not None:
+            key_file.check()
         api = connect(params, token=False)
-        plan = reconcile_tenant(api, spec, module.check_mode)
+        plan = reconcile_tenant(api, spec, module.check_mode, key_file=key_file)
     except TenantError as exc:
         module.fail_json(msg=str(exc), name=params["name"])
     module.exit_json(**result_of(plan, params, module.check_mode, module._diff, api.writes))

@@ -39,7 +39,7 @@ options:
     type: str
     default: kuadrant-system
 requirements:
-  - kubernetes >= 24.2.0, only for credential plugins (exec, auth-provider), proxies and O(persist_config)
+  - kubernetes >= 24.2.0
   - PyYAML >= 3.11
 seealso:
   - module: tokenlabs.platform.tenant
@@ -124,6 +124,7 @@ from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant import (
     TenantError,
     group_by_tenant,
     tenant_facts,
+    validate_tenant_id,
 )
 from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant_k8s import (  # noqa: E402
     TenantApi,
@@ -152,6 +153,8 @@ def list_tenants(api: TenantApi, name: Optional[str], tier: Optional[str]) -> Li
 def main() -> None:
     module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
     try:
+        if module.params["name"] is not None:
+            validate_tenant_id(module.params["name"])  # it goes into a label selector
         tenants = list_tenants(connect(module.params), module.params["name"], module.params["tier"])
     except TenantError as exc:
         module.fail_json(msg=str(exc))

@@ -22,8 +22,8 @@ description:
     only; existing keys are never read or changed), deletes expired previous-key Secrets, and with O(exclusive=true)
     revokes managed tenants that are not in the list. Secrets without C(app.kubernetes.io/managed-by=tokenlabs) are
     never touched.
-  - Keys of tenants created by this run are returned once in RV(api_keys). Key rotation is per tenant, with
-    M(tokenlabs.platform.tenant).
+  - Keys of tenants created by this run are returned once in RV(api_keys), or merged into O(key_file) before the
+    Secrets are created. Key rotation is per tenant, with M(tokenlabs.platform.tenant).
   - A run with nothing to change makes no write at all.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
@@ -59,6 +59,16 @@ options:
     description: Revoke managed tenants that are not in O(tenants).
     type: bool
     default: false
+  key_file:
+    description:
+      - YAML file (a map tenant -> key, mode C(0600)) into which the keys of new tenants are merged; entries already
+        in it are kept.
+      - Checked before any API call and written before the first Secret is created; when it cannot be written (a
+        directory, a read-only or missing directory, an immutable file) nothing is changed on the server. After the
+        run it holds exactly the new keys the server stored.
+      - With it, RV(api_keys) stays empty, so the task needs no C(no_log). In check mode the file is checked but not
+        written.
+    type: path
   workers:
     description: How many tenants are written in parallel.
     type: int
@@ -73,7 +83,7 @@ options:
     elements: str
     default: [free, pro, enterprise]
 requirements:
-  - kubernetes >= 24.2.0, only for credential plugins (exec, auth-provider), proxies and O(persist_config)
+  - kubernetes >= 24.2.0
   - PyYAML >= 3.11
 seealso:
   - module: tokenlabs.platform.tenant
@@ -91,13 +101,11 @@ EXAMPLES = r"""
   register: reconciled
   no_log: true
 
-- name: Tenants | Keys of new tenants go to a file only the operator can read
-  ansible.builtin.copy:
-    content: "{{ reconciled.api_keys | to_nice_yaml }}"
-    dest: /root/new-tenant-keys.yml
-    mode: "0600"
-  when: reconciled.api_keys | length > 0
-  no_log: true
+- name: Tenants | The same, with the keys of new tenants merged into a file only the operator can read
+  tokenlabs.platform.tenants:
+    tenants: "{{ tokenlabs_tenants }}"
+    allowed_tiers: "{{ tokenlabs_tiers | list }}"
+    key_file: /root/new-tenant-keys.yml
 """
 
 RETURN = r"""
@@ -124,11 +132,17 @@ unchanged:
   elements: str
 api_keys:
   description:
-    - Tenant id to new key, for tenants created by this run; empty in check mode. Shown once, never again.
+    - Tenant id to new key, for tenants created by this run; empty in check mode and with O(key_file). Shown once,
+      never again.
     - Secret material; register the result in a task with C(no_log=true).
   returned: always
   type: dict
   sample: {acme: tlabs_sk_0123456789abcdef0123456789abcdef0123456789abcdef}
+key_file:
+  description: The file that received the new keys.
+  returned: when O(key_file) is set and new keys were stored (not in check mode)
+  type: str
+  sample: /root/new-tenant-keys.yml
 writes:
   description: API writes performed (0 when nothing differed and in check mode).
   returned: always
@@ -154,6 +168,7 @@ from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant_k8s impo
     connect,
     reconcile_tenants,
 )
+from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant_keyfile import KeyFile  # noqa: E402
 
 
 def argspec() -> Dict[str, Any]:
@@ -172,6 +187,7 @@ def argspec() -> Dict[str, Any]:
         ),
         exclusive=dict(type="bool", default=False),
         workers=dict(type="int", default=DEFAULT_WORKERS),
+        key_file=dict(type="path", no_log=False),
     )
     return spec
 
@@ -194,16 +210,19 @@ def specs_of(params: Dict[str, Any]) -> List[TenantSpec]:
     return specs
 
 
-def result_of(bulk: BulkPlan, check_mode: bool, diff: bool, writes: int) -> Dict[str, Any]:
+def result_of(bulk: BulkPlan, params: Dict[str, Any], check_mode: bool, diff: bool, writes: int) -> Dict[str, Any]:
+    keys = {} if check_mode else {p.tenant: p.new_key for p in bulk.plans if p.new_key}
     result: Dict[str, Any] = {
         "changed": bool(bulk.writes),
         "created": bulk.created,
         "updated": bulk.updated,
         "removed": bulk.removed,
         "unchanged": bulk.unchanged,
-        "api_keys": {} if check_mode else {p.tenant: p.new_key for p in bulk.plans if p.new_key},
+        "api_keys": {} if params["key_file"] else keys,
         "writes": writes,
     }
+    if keys and params["key_file"]:
+        result["key_file"] = params["key_file"]
     if diff:
         changed = [p for p in bulk.plans if p.changed]
         result["diff"] = {
@@ -218,11 +237,16 @@ def main() -> None:
     params = module.params
     try:
         specs = specs_of(params)
+        key_file = KeyFile(params["key_file"], as_map=True) if params["key_file"] else None
+        if key_file is not None:
+            key_file.check()
         api = connect(params)
-        bulk, errors = reconcile_tenants(api, specs, params["exclusive"], module.check_mode, workers=params["workers"])
+        bulk, errors = reconcile_tenants(
+            api, specs, params["exclusive"], module.check_mode, workers=params["workers"], key_file=key_file
+        )
     except TenantError as exc:
         module.fail_json(msg=str(exc))
-    result = result_of(bulk, module.check_mode, module._diff, api.writes)
+    result = result_of(bulk, params, module.check_mode, module._diff, api.writes)
     if errors:
         message = "{0} tenant(s) could not be reconciled: {1}".format(len(errors), "; ".join(errors))
         module.fail_json(msg=message, **result)

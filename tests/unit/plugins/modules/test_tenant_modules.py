@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
+import yaml
 from ansible_collections.tokenlabs.platform.plugins.module_utils import tenant as t
 from ansible_collections.tokenlabs.platform.plugins.modules import tenant, tenant_info, tenants
 
@@ -177,3 +180,156 @@ def test_conflict_is_retried(api, monkeypatch):
     result = run(tenant, {"name": "acme", "tier": "enterprise"})
     assert result["changed"] is True
     assert api.store["tenant-acme"]["metadata"]["annotations"][t.TIER_ANNOTATION] == "enterprise"
+
+
+@pytest.fixture
+def immutable_dir(tmp_path):
+    """A directory nobody may create files in, root included (chattr +i)."""
+    path = tmp_path / "immutable"
+    path.mkdir()
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    yield path
+    subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def unwritable_key_files(tmp_path, immutable_dir):
+    (tmp_path / "a-directory").mkdir()
+    return {
+        "/sys/tokenlabs-tenant.key": "cannot be written",
+        str(immutable_dir / "k"): "cannot be written",
+        str(tmp_path / "a-directory"): "is a directory",
+        str(tmp_path / "missing" / "k"): "does not exist",
+    }
+
+
+def test_add_with_an_unwritable_key_file_changes_nothing(api, tmp_path, immutable_dir):
+    for path, message in unwritable_key_files(tmp_path, immutable_dir).items():
+        result = run(tenant, {"name": "acme", "tier": "pro", "key_file": path})
+        assert message in result["msg"], path
+        assert api.calls == [] and api.store == {}, f"{path}: no API call at all"
+
+
+def test_rotate_with_an_unwritable_key_file_keeps_the_old_key(api, tmp_path, immutable_dir):
+    run(tenant, {"name": "acme", "tier": "pro", "api_key": KEY})
+    before = dict(api.store)
+    for path, message in unwritable_key_files(tmp_path, immutable_dir).items():
+        result = run(tenant, {"name": "acme", "rotate_key": True, "key_file": path})
+        assert result["failed"] is True, path
+        assert message in result["msg"], path
+        assert api.store == before, path
+
+
+def test_key_file_holds_the_key_before_the_server_does(api, tmp_path, monkeypatch):
+    key_file = tmp_path / "acme.key"
+    seen = []
+    real = api.apply_write
+
+    def write(w):
+        seen.append(key_file.read_text().strip() if key_file.exists() else None)
+        real(w)
+
+    monkeypatch.setattr(api, "apply_write", write)
+    result = run(tenant, {"name": "acme", "tier": "pro", "key_file": str(key_file)})
+    stored = t.decode_key(api.store["tenant-acme"])
+    assert seen == [stored]
+    assert "api_key" not in result and stored not in repr(result)
+    assert result["key_file"] == str(key_file)
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    rotated = run(tenant, {"name": "acme", "rotate_key": True, "key_file": str(key_file)})
+    assert "api_key" not in rotated
+    assert key_file.read_text().strip() == t.decode_key(api.store["tenant-acme"]) != stored
+
+
+def test_key_file_is_put_back_when_the_server_refuses(api, tmp_path, monkeypatch):
+    run(tenant, {"name": "acme", "tier": "pro", "api_key": KEY})
+    key_file = tmp_path / "acme.key"
+    key_file.write_text(KEY + "\n")
+
+    def refuse(_write):
+        raise t.TenantError("PATCH refused (403)")
+
+    monkeypatch.setattr(api, "apply_write", refuse)
+    result = run(tenant, {"name": "acme", "rotate_key": True, "key_file": str(key_file)})
+    assert result["failed"] is True
+    assert key_file.read_text() == KEY + "\n"
+    fresh = tmp_path / "beta.key"
+    assert run(tenant, {"name": "beta", "tier": "pro", "key_file": str(fresh)})["failed"] is True
+    assert not fresh.exists()
+
+
+def test_check_mode_checks_the_key_file_and_writes_nothing(api, tmp_path):
+    key_file = tmp_path / "acme.key"
+    result = run(tenant, {"name": "acme", "tier": "pro", "key_file": str(key_file)}, check_mode=True)
+    assert result["changed"] is True and not key_file.exists()
+    bad = run(tenant, {"name": "acme", "tier": "pro", "key_file": str(tmp_path)}, check_mode=True)
+    assert bad["failed"] is True and "is a directory" in bad["msg"]
+
+
+def test_bulk_key_file_is_merged_before_the_writes_and_refused_first(api, tmp_path, immutable_dir):
+    key_file = tmp_path / "keys.yml"
+    key_file.write_text("old: " + KEY + "\n")
+    for path, message in unwritable_key_files(tmp_path, immutable_dir).items():
+        result = run(tenants, {"tenants": [{"name": "a", "tier": "pro"}], "key_file": path})
+        assert message in result["msg"], path
+        assert api.calls == [] and api.store == {}, path
+    result = run(tenants, {"tenants": [{"name": "a", "tier": "pro"}], "key_file": str(key_file)})
+    assert result["api_keys"] == {}
+    keys = yaml.safe_load(key_file.read_text())
+    assert keys == {"old": KEY, "a": t.decode_key(api.store["tenant-a"])}
+
+
+def test_bulk_key_file_keeps_only_keys_the_server_stored(api, tmp_path, monkeypatch):
+    key_file = tmp_path / "keys.yml"
+    real = api.apply_write
+
+    def refuse_b(write):
+        if write.tenant == "b":
+            raise t.TenantError("POST refused (422)")
+        real(write)
+
+    monkeypatch.setattr(api, "apply_write", refuse_b)
+    wanted = [{"name": "a", "tier": "pro"}, {"name": "b", "tier": "pro"}]
+    result = run(tenants, {"tenants": wanted, "key_file": str(key_file)})
+    assert result["failed"] is True
+    assert set(yaml.safe_load(key_file.read_text())) == {"a"}
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "message"),
+    [
+        (tenant_info, {"name": "acme\nx"}, "DNS-1123"),
+        (tenant, {"name": "acme\nx", "tier": "pro"}, "DNS-1123"),
+        (tenant, {"name": "acme", "rotate_key": True, "previous_key_ttl": "99999999h"}, "365 days"),
+        (tenant, {"name": "acme", "rotate_key": True, "previous_key_ttl": "400d"}, "365 days"),
+    ],
+)
+def test_bad_input_fails_before_any_api_call(api, module, args, message):
+    result = run(module, args)
+    assert result["failed"] is True
+    assert message in result["msg"]
+    assert api.calls == []
+
+
+def test_retier_or_rotate_of_a_foreign_secret_says_it_is_not_ours(api):
+    api._store({"metadata": {"name": "tenant-acme", "labels": {}}, "data": {t.DATA_KEY: t.encode_key(KEY)}})
+    for args in ({"tier": "enterprise"}, {"rotate_key": True}):
+        result = run(tenant, {"name": "acme", "must_exist": True, **args})
+        assert result["failed"] is True
+        assert "not managed by tokenlabs" in result["msg"]
+    assert t.decode_key(api.store["tenant-acme"]) == KEY
+
+
+def test_must_exist_refuses_to_create(api):
+    result = run(tenant, {"name": "acme", "tier": "pro", "must_exist": True})
+    assert result["failed"] is True
+    assert "does not exist" in result["msg"]
+    assert api.store == {}
+
+
+def test_revoke_of_an_unknown_tenant_says_it_did_not_exist(api):
+    result = run(tenant, {"name": "ghost", "state": "absent"})
+    assert result["changed"] is False
+    assert result["existed"] is False
+    run(tenant, {"name": "acme", "tier": "pro"})
+    assert run(tenant, {"name": "acme", "state": "absent"})["existed"] is True

@@ -62,7 +62,7 @@ class FakeApi(TenantApi):
     """Secrets in a dict, stored the way the API server stores them (base64 data, resourceVersion)."""
 
     def __init__(self, namespace: str = t.DEFAULT_NAMESPACE, objects: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(transport=None, namespace=namespace)
+        super().__init__(api_client=None, namespace=namespace)
         self.store: dict[str, dict[str, Any]] = {}
         self.rv = 100
         self.calls: list[tuple[str, str]] = []
