@@ -149,6 +149,16 @@ def test_bad_input_is_400_in_openai_shape(client: openai.OpenAI, kwargs: dict[st
     assert set(error.body) == {"message", "type", "param", "code"}
 
 
+@pytest.mark.parametrize(("speed", "got"), [(True, "a boolean"), ("2", "a string"), (None, "null"), ([2], "an array")])
+def test_speed_must_be_a_number(client: openai.OpenAI, speed: object, got: str) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.audio.speech.create(model="tts-1", voice="alloy", input="Hello.", extra_body={"speed": speed})
+    error = caught.value
+    assert (error.type, error.param, error.code) == ("invalid_request_error", "speed", "invalid_type")
+    assert isinstance(error.body, dict)
+    assert error.body["message"] == f"Invalid type for 'speed': expected a decimal, but got {got} instead."
+
+
 def test_unknown_model_is_404(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
         client.audio.speech.create(model="whisper-1", voice="alloy", input="Hello.")

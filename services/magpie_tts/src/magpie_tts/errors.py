@@ -43,6 +43,24 @@ def invalid(message: str, param: str | None, code: str = "invalid_value") -> Ope
     return OpenAIError(400, message, param=param, code=code)
 
 
+# Pydantic's type errors, worded as OpenAI words them ("expected a decimal, but got a string").
+_EXPECTED = {"float_type": "a decimal", "int_type": "an integer", "string_type": "a string", "bool_type": "a boolean"}
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
 def _validation_error(exc: RequestValidationError) -> OpenAIError:
     first = exc.errors()[0] if exc.errors() else {}
     loc = [str(part) for part in first.get("loc", ())]
@@ -54,6 +72,11 @@ def _validation_error(exc: RequestValidationError) -> OpenAIError:
         return invalid(f"Missing required parameter: '{field}'.", field, "missing_required_parameter")
     if loc == ["body"]:
         return invalid("The request body must be a JSON object.", None, "invalid_json")
+    if kind in _EXPECTED:
+        got = _json_type(first.get("input"))
+        return invalid(
+            f"Invalid type for '{field}': expected {_EXPECTED[kind]}, but got {got} instead.", field, "invalid_type"
+        )
     message = str(first.get("msg", "Invalid value"))
     return invalid(f"Invalid value for '{field}': {message}.", field)
 

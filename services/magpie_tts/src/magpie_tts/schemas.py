@@ -24,7 +24,8 @@ class SpeechRequest(BaseModel):
         default=None, max_length=MAX_INPUT_CHARS, description="Accepted for compatibility; Magpie ignores it."
     )
     response_format: ResponseFormat = "mp3"
-    speed: float = Field(default=1.0, ge=0.25, le=4.0)
+    # Strict, as OpenAI is: `true` or `"2"` is a client bug, not a speed.
+    speed: float = Field(default=1.0, ge=0.25, le=4.0, strict=True)
     stream_format: Literal["audio", "sse"] = "audio"
     language: str | None = Field(
         default=None,
