@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from magpie_tts.config import Settings
 from magpie_tts.dependencies import get_engine
 from magpie_tts.main import create_app
-from tts_support import FakeEngine, LiveServer, serve, serve_process, wait_ready
+from tts_support import FakeEngine, LiveServer, piper_installed, serve, serve_process, wait_ready
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +39,13 @@ def espeak_client() -> Iterator[TestClient]:
 def espeak_process() -> Iterator[str]:
     """The service in its own process, for tests that must not share an interpreter with it."""
     yield from serve_process({"MAGPIE_TTS_ENGINE": "espeak"})
+
+
+@pytest.fixture(scope="session")
+def piper_client() -> Iterator[TestClient]:
+    """The service with the piper engine, in-process (one worker: loading the voice takes seconds)."""
+    if not piper_installed():
+        pytest.skip("the 'piper' extra is not installed")
+    with TestClient(create_app(Settings(engine="piper", piper_processes=1))) as client:
+        wait_ready(lambda path: client.get(path).status_code, timeout=60)
+        yield client

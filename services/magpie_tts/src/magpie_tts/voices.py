@@ -33,7 +33,7 @@ def resolve_voice(raw: str, speakers: tuple[Speaker, ...]) -> tuple[Speaker, str
 
     Accepts `aria`, `Aria`, `alloy` and NIM's `Magpie-Multilingual.EN-US.Aria[.Emotion]`.
     """
-    by_id = {speaker.id: speaker for speaker in speakers}
+    by_id = {name: speaker for speaker in speakers for name in (*speaker.aliases, speaker.id)}
     name = raw.strip().lower()
     language: str | None = None
     parts = name.split(".")
@@ -58,5 +58,6 @@ def resolve_language(requested: str | None, implied: str | None, default: str, s
     return language
 
 
-def aliases_for(speaker_id: str) -> list[str]:
-    return sorted(alias for alias, target in OPENAI_ALIASES.items() if target == speaker_id)
+def aliases_for(speaker: Speaker) -> list[str]:
+    names = {speaker.id, *speaker.aliases}
+    return sorted({*speaker.aliases, *(alias for alias, target in OPENAI_ALIASES.items() if target in names)})

@@ -21,6 +21,9 @@ class Speaker:
     id: str
     name: str
     gender: Gender
+    # Other names that select this speaker: an engine with fewer voices than Magpie answers to
+    # Magpie's names without claiming to have those voices.
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

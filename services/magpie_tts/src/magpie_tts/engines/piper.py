@@ -14,10 +14,12 @@ import tempfile
 from pathlib import Path
 
 from ..audio import parse_wav
-from .base import BatchObserver, CpuEngine, EngineAudio, EngineError, niced
+from .base import MAGPIE_SPEAKERS, BatchObserver, CpuEngine, EngineAudio, EngineError, Speaker, niced
 
 _WROTE = re.compile(r"Wrote (.+\.wav)\s*$")
 _START_TIMEOUT = 60.0
+# The Joe voice is one male speaker; Magpie's names select it so production requests still work.
+_JOE = Speaker("joe", "Joe", "male", aliases=tuple(speaker.id for speaker in MAGPIE_SPEAKERS))
 
 
 def default_piper_model() -> Path:
@@ -104,6 +106,10 @@ class PiperEngine(CpuEngine):
     @property
     def languages(self) -> tuple[str, ...]:
         return ("en",)
+
+    @property
+    def speakers(self) -> tuple[Speaker, ...]:
+        return (_JOE,)
 
     async def start(self) -> None:
         model = self._model or default_piper_model()

@@ -36,7 +36,7 @@ def list_voices(engine: EngineDep) -> VoiceList:
     languages = list(engine.languages)
     return VoiceList(
         voices=[
-            VoiceCard(id=s.id, name=s.name, gender=s.gender, languages=languages, aliases=aliases_for(s.id))
+            VoiceCard(id=s.id, name=s.name, gender=s.gender, languages=languages, aliases=aliases_for(s))
             for s in engine.speakers
         ]
     )
