@@ -12,7 +12,9 @@ SENTENCES = tuple(f"Sentence number {n} is long enough to stand alone." for n in
 
 
 def _job(chunks: tuple[str, ...] = SENTENCES) -> SpeechJob:
-    return SpeechJob(chunks=chunks, speaker="aria", language="en", speed=1.0, format="pcm", input_chars=100)
+    return SpeechJob(
+        chunks=chunks, speaker="aria", language="en", speed=1.0, format="pcm", input_chars=100, request_id="req_test"
+    )
 
 
 async def _events(prefetch: int) -> list[tuple[str, int]]:

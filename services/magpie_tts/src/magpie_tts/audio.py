@@ -226,6 +226,11 @@ class AudioPipeline:
         self.encode_seconds += self._clock() - start
         return data
 
+    def silence(self, seconds: float) -> bytes:
+        """Encoded silence, for a request whose sentences produced no audio: every format stays playable."""
+        rate = self._converter.input_rate if self._converter is not None else OUTPUT_RATE
+        return self.feed(np.zeros(round(rate * seconds), dtype=np.int16), rate, self._speed)
+
     def finish(self) -> bytes:
         start = self._clock()
         pcm = self._converter.flush() if self._converter is not None else np.zeros(0, dtype=np.int16)

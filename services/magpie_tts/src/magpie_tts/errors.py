@@ -43,6 +43,23 @@ def invalid(message: str, param: str | None, code: str = "invalid_value") -> Ope
     return OpenAIError(400, message, param=param, code=code)
 
 
+def synthesis_failed(request_id: str, exc: Exception) -> OpenAIError:
+    """Log why synthesis failed and return what the client may see.
+
+    The engine's message can hold tracebacks and server paths, so it goes to the log under the
+    request id and the client gets only that id.
+    """
+    log.error("synthesis failed for request %s", request_id, exc_info=exc)
+    return OpenAIError(
+        500,
+        f"The speech engine could not synthesise this input (request id {request_id}).",
+        type_="server_error",
+        code="synthesis_failed",
+        # The same text would fail again: tell the openai client not to retry it.
+        headers={"x-should-retry": "false", "x-request-id": request_id},
+    )
+
+
 # Pydantic's type errors, worded as OpenAI words them ("expected a decimal, but got a string").
 _EXPECTED = {"float_type": "a decimal", "int_type": "an integer", "string_type": "a string", "bool_type": "a boolean"}
 

@@ -14,7 +14,7 @@ import numpy.typing as npt
 from .admission import Ticket
 from .audio import AudioPipeline, ResponseFormat
 from .engines import EngineAudio, EngineError, SpeechEngine
-from .errors import OpenAIError, sse_error_event
+from .errors import sse_error_event, synthesis_failed
 from .metrics import ServiceMetrics
 
 # Magpie's codec emits 21.5 frames per second of audio; those frames are the model's output
@@ -25,6 +25,9 @@ CODEC_FRAMES_PER_SECOND = 21.5
 # The first chunk is converted in two parts so that its opening leaves before the whole sentence
 # has been resampled and encoded.
 FIRST_PART_SECONDS = 0.2
+# What a request gets when none of its sentences produced audio (all punctuation, say): a
+# playable file rather than an error or an empty body.
+SILENCE_SECONDS = 0.25
 
 
 def _head_and_rest(audio: EngineAudio) -> tuple[npt.NDArray[np.int16], ...]:
@@ -42,6 +45,7 @@ class SpeechJob:
     speed: float
     format: ResponseFormat
     input_chars: int
+    request_id: str
 
 
 class SpeechStream:
@@ -104,6 +108,8 @@ class SpeechStream:
                     if first:
                         first = False
                         top_up(max(self._prefetch, 1))
+            if self.pipeline.output_samples == 0:
+                yield await asyncio.to_thread(self.pipeline.silence, SILENCE_SECONDS)
             tail = await asyncio.to_thread(self.pipeline.finish)
             if tail:
                 yield tail
@@ -134,7 +140,7 @@ class SpeechStream:
                 event = {"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")}
                 yield b"data: " + json.dumps(event).encode() + b"\n\n"
         except EngineError as exc:
-            yield sse_error_event(OpenAIError(500, str(exc), type_="server_error", code="synthesis_failed"))
+            yield sse_error_event(synthesis_failed(self._job.request_id, exc))
             return
         done = {"type": "speech.audio.done", "usage": self.usage()}
         yield b"data: " + json.dumps(done).encode() + b"\n\n"

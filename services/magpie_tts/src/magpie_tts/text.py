@@ -74,6 +74,15 @@ def _split_long(piece: str, max_chars: int) -> list[str]:
     return [piece[i : i + max_chars] for i in range(0, len(piece), max_chars)]
 
 
+def speakable(chunk: str) -> bool:
+    """Whether a chunk has anything to say: a letter or a digit.
+
+    Punctuation- or symbol-only sentences (`...`, `?!`, `)`) give some engines no audio at all,
+    and piper's program dies on them; they carry no words, so they are not synthesised.
+    """
+    return any(unicodedata.category(char)[0] in "LN" for char in chunk)
+
+
 def split_chunks(text: str, max_chars: int) -> list[str]:
     """Sentences of `text`, each at most `max_chars` long, in order."""
     sentences = [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]

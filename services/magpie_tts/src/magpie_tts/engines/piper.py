@@ -13,10 +13,15 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from ..audio import parse_wav
 from .base import MAGPIE_SPEAKERS, BatchObserver, CpuEngine, EngineAudio, EngineError, Speaker, niced
 
 _WROTE = re.compile(r"Wrote (.+\.wav)\s*$")
+# piper's program dies with this `wave.Error` when a line yields no audio at all (a line it
+# phonemises to nothing, such as one Arabic-Indic digit): the line is silent, not a failure.
+_NO_AUDIO = "# channels not specified"
 _START_TIMEOUT = 60.0
 # The Joe voice is one male speaker; Magpie's names select it so production requests still work.
 _JOE = Speaker("joe", "Joe", "male", aliases=tuple(speaker.id for speaker in MAGPIE_SPEAKERS))
@@ -55,6 +60,7 @@ class _Worker:
         )
 
     async def run(self, text: str) -> bytes:
+        """The WAV piper wrote for `text`, or b"" when the line had no audio."""
         proc = self._proc
         if proc is None or proc.returncode is not None or proc.stdin is None or proc.stderr is None:
             await self.start()
@@ -68,6 +74,10 @@ class _Worker:
             line = (await proc.stderr.readline()).decode("utf-8", errors="replace")
             if not line:
                 await proc.wait()
+                if any(_NO_AUDIO in diagnostic for diagnostic in diagnostics):
+                    # Restart now so the model loads before the next line arrives.
+                    await self.start()
+                    return b""
                 raise EngineError(f"piper exited with {proc.returncode}: {' '.join(diagnostics)[-300:]}")
             match = _WROTE.search(line)
             if match:
@@ -102,6 +112,7 @@ class PiperEngine(CpuEngine):
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._workers: list[_Worker] = []
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._rate = 22_050  # the voice's own rate, read from the warm-up audio
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -121,7 +132,10 @@ class PiperEngine(CpuEngine):
             await worker.start()
             self._workers.append(worker)
         # The first line of each worker pays for loading the model; do it before reporting ready.
-        await asyncio.wait_for(asyncio.gather(*(worker.run("Ready.") for worker in self._workers)), _START_TIMEOUT)
+        warmed = await asyncio.wait_for(
+            asyncio.gather(*(worker.run("Ready.") for worker in self._workers)), _START_TIMEOUT
+        )
+        self._rate = parse_wav(warmed[0])[1]
         for worker in self._workers:
             self._idle.put_nowait(worker)
         self._ready = True
@@ -141,6 +155,8 @@ class PiperEngine(CpuEngine):
         job = asyncio.ensure_future(self._run_on(worker, text))
         job.add_done_callback(_consume_result)
         data = await asyncio.shield(job)
+        if not data:
+            return EngineAudio(np.zeros(0, dtype=np.int16), self._rate)
         samples, rate = parse_wav(data)
         return EngineAudio(samples, rate)
 

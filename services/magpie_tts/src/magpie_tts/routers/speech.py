@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,10 +13,10 @@ from starlette.background import BackgroundTask
 from ..audio import CONTENT_TYPES, OUTPUT_RATE
 from ..dependencies import AdmissionDep, EngineDep, MetricsDep, SettingsDep
 from ..engines import EngineError
-from ..errors import OpenAIError, invalid
+from ..errors import OpenAIError, invalid, synthesis_failed
 from ..schemas import SpeechRequest
 from ..synthesis import SpeechJob, SpeechStream
-from ..text import clean_text, split_chunks
+from ..text import clean_text, speakable, split_chunks
 from ..voices import resolve_language, resolve_voice
 
 router = APIRouter(tags=["speech"])
@@ -30,6 +31,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     404: _ERROR,
     413: _ERROR,
     429: _ERROR,
+    500: _ERROR,
     503: _ERROR,
 }
 
@@ -98,13 +100,15 @@ async def create_speech(
             code="engine_not_ready",
             headers={"retry-after": str(settings.retry_after_seconds)},
         )
+    request_id = f"req_{uuid.uuid4().hex}"
     job = SpeechJob(
-        chunks=tuple(split_chunks(text, engine.max_chunk_chars(language))),
+        chunks=tuple(chunk for chunk in split_chunks(text, engine.max_chunk_chars(language)) if speakable(chunk)),
         speaker=speaker.id,
         language=language,
         speed=body.speed,
         format=body.response_format,
         input_chars=len(body.input),
+        request_id=request_id,
     )
     ticket = admission.reserve()
     stream = SpeechStream(engine, job, ticket, metrics, settings.prefetch_chunks)
@@ -112,10 +116,7 @@ async def create_speech(
     try:
         first = await _first(chunks, request)
     except EngineError as exc:
-        # The same text would fail again: tell the openai client not to retry it.
-        raise OpenAIError(
-            500, str(exc), type_="server_error", code="synthesis_failed", headers={"x-should-retry": "false"}
-        ) from exc
+        raise synthesis_failed(request_id, exc) from exc
     if first is None:
         return Response(status_code=499)
     media_type = "text/event-stream" if body.stream_format == "sse" else CONTENT_TYPES[body.response_format]
@@ -126,6 +127,7 @@ async def create_speech(
         "x-audio-format": body.response_format,
         "x-speech-language": language,
         "x-speech-voice": speaker.id,
+        "x-request-id": request_id,
     }
     body_iterator = _chain(first, chunks)
 
