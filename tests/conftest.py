@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -114,3 +115,32 @@ def namespace(k8s_cluster: Cluster) -> Iterator[str]:
     except ApiException as exc:
         if exc.status != 404:
             raise
+
+
+@pytest.fixture
+def kuadrant_crds(k8s_cluster: Cluster) -> Cluster:
+    """Kuadrant's CRDs, which only its chart carries (as templates): the chart installed as the kuadrant role
+    installs it, the one release a cluster can hold, unless an earlier test or scenario left it in place."""
+    crds = client.ApiextensionsV1Api(k8s_cluster.api)
+    for _ in range(60):
+        try:
+            crd = crds.read_custom_resource_definition("kuadrants.kuadrant.io")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            break
+        if crd.metadata.deletion_timestamp is None:
+            return k8s_cluster
+        time.sleep(2)  # an uninstall in progress: wait for the old CRDs to go
+    helm = [str(k8s_cluster.bin_dir / "helm"), f"--kubeconfig={k8s_cluster.kubeconfig}"]
+    install = ["upgrade", "--install", "kuadrant-operator", str(sources.chart_path("kuadrant-operator"))]
+    subprocess.run(
+        [*helm, *install, "--namespace=kuadrant-system", "--create-namespace"], check=True, capture_output=True
+    )
+    wait = [str(k8s_cluster.bin_dir / "kubectl"), f"--kubeconfig={k8s_cluster.kubeconfig}", "wait"]
+    subprocess.run(
+        [*wait, "--for=condition=Established", "--timeout=120s", "crd", "-l", "app.kubernetes.io/managed-by=Helm"],
+        check=True,
+        capture_output=True,
+    )
+    return k8s_cluster

@@ -101,6 +101,7 @@ def test_invalid_route_is_rejected_by_the_crd_schema(k8s_cluster: Cluster, names
     assert status["details"]["causes"][0]["field"] == "spec.rules[0].matches[0].path"
 
 
+@pytest.mark.usefixtures("kuadrant_crds")
 def test_malformed_rate_limit_policy_is_rejected(k8s_cluster: Cluster, namespace: str) -> None:
     policy = {
         "apiVersion": "kuadrant.io/v1",

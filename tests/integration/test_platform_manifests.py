@@ -130,6 +130,7 @@ def rendered(
     return {combo: json.loads(path.read_text()) for combo, path in outputs.items()}
 
 
+@pytest.mark.usefixtures("kuadrant_crds")
 @pytest.mark.parametrize(("mode", "tiers"), COMBOS, ids=[f"{m}-{t}tiers" for m, t in COMBOS])
 def test_server_accepts_every_manifest(
     k8s_cluster: Cluster,
@@ -181,6 +182,7 @@ def test_server_accepts_every_manifest(
     assert pools == [m["pool"] for m in MODELS] + ([MODELS[0]["pool"]] if mode == "bbr" else [])
 
 
+@pytest.mark.usefixtures("kuadrant_crds")
 def test_broken_tier_table_fails_before_anything_is_applied(
     k8s_cluster: Cluster, namespace: str, tmp_path: Path
 ) -> None:

@@ -14,8 +14,7 @@ from kubernetes import client, dynamic
 from kubernetes.client.exceptions import ApiException
 
 from tests.conftest import REPO_ROOT, Cluster
-
-CHART = REPO_ROOT / "tests" / "charts" / "test-body-based-routing"
+from tokenlabs.lab import sources
 
 
 def _exists(read: object, *args: str) -> bool:
@@ -35,9 +34,11 @@ def test_teardown_uninstalls_releases_and_cluster_scoped_objects(k8s_workloads: 
     namespaces = [f"td-serving-{suffix}", f"td-gateway-{suffix}"]
     gateway_class = f"td-eg-{suffix}"
     helm = [str(k8s_workloads.bin_dir / "helm"), f"--kubeconfig={k8s_workloads.kubeconfig}"]
+    # A real chart with namespaced objects only, so two releases of it sit side by side.
+    chart = sources.chart_path("body-based-routing")
     for index, namespace in enumerate(namespaces):
         subprocess.run(
-            [*helm, "install", f"release-{index}", str(CHART), "--namespace", namespace, "--create-namespace"],
+            [*helm, "install", f"release-{index}", str(chart), "--namespace", namespace, "--create-namespace"],
             check=True,
             capture_output=True,
         )

@@ -15,6 +15,7 @@ from tests.conftest import REPO_ROOT
 from tokenlabs.lab import sources
 
 SHARED_CRDS = REPO_ROOT.parent / "shared" / "crds"
+SHARED_CHARTS = REPO_ROOT.parent / "shared" / "charts"
 
 
 def _env_file() -> dict[str, str]:
@@ -95,6 +96,25 @@ def test_crd_urls_point_at_the_pinned_releases() -> None:
     assert f"/{pins['versions_envoy_ai_gateway']}/" in bundles["ai_gateway"]["base_url"]
     assert f"/{pins['versions_inference_extension']}/" in bundles["inference_extension"]["base_url"]
     assert "{{" not in json.dumps(bundles)
+
+
+@pytest.mark.skipif(not SHARED_CHARTS.is_dir(), reason="no local copy of the upstream charts")
+@pytest.mark.parametrize("chart", sorted(sources.CHART_PINS))
+def test_every_pinned_chart_is_in_the_local_copy(chart: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(sources.ENV_CHARTS, raising=False)
+    meta = yaml.safe_load((sources.chart_path(chart) / "Chart.yaml").read_text())
+    assert meta["name"] == chart
+    assert meta["version"].removeprefix("v") == sources.versions()[sources.CHART_PINS[chart]].removeprefix("v")
+
+
+def test_no_chart_is_written_here() -> None:
+    """Tests and the lab install the real upstream charts; a chart of the project's own would stand in for one."""
+    charts = [
+        str(p.relative_to(REPO_ROOT))
+        for p in REPO_ROOT.rglob("Chart.yaml")
+        if ".venv" not in p.parts and "collections" not in p.parts
+    ]
+    assert charts == []
 
 
 def test_collections_match_the_installed_bundle() -> None:

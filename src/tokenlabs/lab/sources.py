@@ -20,6 +20,18 @@ BUILD_SCRIPT = REPO_ROOT / "tools" / "k8s-bins" / "build.sh"
 ENV_BIN = "TOKENLABS_K8S_BIN"
 ENV_KWOK_STAGES = "TOKENLABS_KWOK_STAGES"
 ENV_CRDS = "TOKENLABS_CRDS_DIR"
+ENV_CHARTS = "TOKENLABS_CHARTS_DIR"
+
+# The upstream charts the platform installs, with the pin that names each one's release.
+CHART_PINS = {
+    "gateway-helm": "versions_envoy_gateway",
+    "kuadrant-operator": "versions_kuadrant_operator",
+    "body-based-routing": "versions_body_based_routing",
+    "ai-gateway-helm": "versions_envoy_ai_gateway",
+    "inferencepool": "versions_inferencepool",
+    "llm-d-modelservice": "versions_llm_d_modelservice",
+    "gpu-operator": "versions_gpu_operator",
+}
 
 
 class SourceError(RuntimeError):
@@ -59,6 +71,15 @@ def ensure_binaries() -> Binaries:
     if not stages.is_dir():
         raise SourceError(f"kwok stage definitions not found at {stages}; set {ENV_KWOK_STAGES}")
     return Binaries(bin_dir=bin_dir, kwok_stages=stages)
+
+
+def chart_path(chart: str) -> Path:
+    """The unpacked upstream chart at its pinned release: <$TOKENLABS_CHARTS_DIR or ../shared/charts>/<chart>-<ver>."""
+    base = Path(os.environ.get(ENV_CHARTS) or REPO_ROOT.parent / "shared" / "charts")
+    path = base / f"{chart}-{versions()[CHART_PINS[chart]].removeprefix('v')}"
+    if not (path / "Chart.yaml").is_file():
+        raise SourceError(f"chart {chart} not found at {path}; set {ENV_CHARTS} to a directory of unpacked charts")
+    return path
 
 
 def _cache_dir() -> Path:

@@ -1,3 +1,0 @@
-{{- define "test-inferencepool.epp" -}}
-{{ .Release.Name | lower | trim | trunc 40 }}-epp
-{{- end -}}
