@@ -113,8 +113,11 @@ fi
 kwok_stages
 
 # Self-check: a binary without the stamped version breaks helm kubeVersion checks and kubectl.
-"$out/kube-apiserver" --version | grep -qx "Kubernetes $K8S_VERSION" || { log "kube-apiserver reports $("$out/kube-apiserver" --version)"; exit 1; }
-"$out/etcd" --version | grep -q "etcd Version: ${ETCD_VERSION#v}" || { log "etcd version mismatch"; exit 1; }
+# Each output is read whole first: under pipefail, grep -q closing the pipe early fails the pipeline by SIGPIPE.
+apiserver_version=$("$out/kube-apiserver" --version)
+[[ "$apiserver_version" == "Kubernetes $K8S_VERSION" ]] || { log "kube-apiserver reports $apiserver_version"; exit 1; }
+etcd_version=$("$out/etcd" --version)
+grep -q "etcd Version: ${ETCD_VERSION#v}" <<<"$etcd_version" || { log "etcd reports $etcd_version"; exit 1; }
 "$out/helm" version --template '{{.Version}}' | grep -qx "$HELM_VERSION" || { log "helm version mismatch"; exit 1; }
 "$out/kwok" --version >/dev/null
 
