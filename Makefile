@@ -5,8 +5,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Debian packages: shellcheck for ansible-test sanity, plus what the TTS service's CPU engines need.
-APT_PACKAGES := shellcheck $(shell cat services/magpie_tts/apt-packages.txt 2>/dev/null)
+# Debian packages: shellcheck for ansible-test sanity, iptables for the lab's pod network namespaces
+# (tokenlabs.lab.kubelet), plus what the TTS service's CPU engines need.
+APT_PACKAGES := shellcheck iptables $(shell cat services/magpie_tts/apt-packages.txt 2>/dev/null)
 TTS_EXTRAS ?= test,piper
 COLLECTION_LINK := collections/ansible_collections/tokenlabs/platform
 
@@ -35,6 +36,7 @@ $(COLLECTION_LINK):
 
 bins: setup
 	bash tools/k8s-bins/build.sh >/dev/null
+	$(BIN)/python -m tokenlabs.lab.controllers >/dev/null
 
 lab: setup bins
 	$(BIN)/tokenlabs lab up

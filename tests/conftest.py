@@ -19,7 +19,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from tokenlabs.lab import controlplane, sources
+from tokenlabs.lab import controllers, controlplane, sources
 from tokenlabs.lab.nodes import LAB_NODES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +60,7 @@ class Cluster:
 
     def ensure_workloads(self) -> None:
         if self.plane is not None and not any(p.name == "kwok" for p in self.plane.processes):
-            self.plane.start_workloads(LAB_NODES)
+            self.plane.start_workloads(LAB_NODES, controllers.image_table(controllers.ensure()))
 
 
 @pytest.fixture(scope="session")

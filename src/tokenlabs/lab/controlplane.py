@@ -14,11 +14,13 @@ import contextlib
 import ctypes
 import json
 import os
+import random
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -152,6 +154,8 @@ class ControlPlane:
     kubeconfig: Path = field(init=False)
     _etcd_dir: Path | None = None
     _pki: pki_mod.Pki | None = None
+    # 127.0/16 and 127.1/16 hold the host's own loopback names; a random /16 keeps two planes apart.
+    service_cidr: str = field(default_factory=lambda: f"127.{random.randint(64, 250)}.0.0/16")
 
     def __post_init__(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -229,7 +233,8 @@ class ControlPlane:
                 f"--secure-port={port}",
                 "--bind-address=127.0.0.1",
                 "--advertise-address=127.0.0.1",
-                "--service-cluster-ip-range=10.0.0.0/24",
+                # Loopback ClusterIPs: the lab's kubelet relays them to the controllers it runs (tokenlabs.lab.kubelet).
+                f"--service-cluster-ip-range={self.service_cidr}",
                 "--allow-privileged=true",
                 # No token controller is guaranteed to run, so pods would wait for SA tokens.
                 "--disable-admission-plugins=ServiceAccount",
@@ -321,8 +326,12 @@ class ControlPlane:
         return names
 
     # --- workloads -------------------------------------------------------------------------
-    def start_workloads(self, nodes: Iterable[NodeSpec]) -> None:
-        """Add controller-manager, scheduler and kwok, create ``nodes`` and wait until they are Ready."""
+    def start_workloads(self, nodes: Iterable[NodeSpec], controllers: dict[str, dict[str, str]] | None = None) -> None:
+        """Add controller-manager, scheduler and kwok, create ``nodes`` and wait until they are Ready.
+
+        ``controllers`` (image repository -> binary, from ``tokenlabs.lab.controllers.image_table``) starts the
+        lab's kubelet, which runs those binaries behind the pods of those images.
+        """
         if self.kwok_stages is None:
             raise ControlPlaneError("kwok needs its stage definitions (kwok_stages) to simulate nodes")
         assert self._pki is not None
@@ -364,6 +373,16 @@ class ControlPlane:
                     f"--config={stages}",
                 ],
             )
+            if controllers:
+                images = self.run_dir / "kubelet-images.json"
+                images.write_text(json.dumps(controllers, indent=2))
+                argv = [sys.executable, "-m", "tokenlabs.lab.kubelet", f"--kubeconfig={self.kubeconfig}"]
+                argv += [
+                    f"--run-dir={self.run_dir / 'kubelet'}",
+                    f"--images={images}",
+                    f"--service-cidr={self.service_cidr}",
+                ]
+                self.processes.append(spawn("kubelet", argv, self.run_dir))
             # The GPU Operator creates this on real clusters; GPU pods name it and are refused without it.
             self.apply(NVIDIA_RUNTIME_CLASS, "/apis/node.k8s.io/v1/runtimeclasses/nvidia")
             for node in nodes:

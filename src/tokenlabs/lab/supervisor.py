@@ -16,7 +16,7 @@ import threading
 import urllib.request
 from pathlib import Path
 
-from tokenlabs.lab import controlplane, sources
+from tokenlabs.lab import controllers, controlplane, sources
 from tokenlabs.lab.nodes import LAB_NODES
 
 STATE_FILE = "state.json"
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         crds = plane.install_crds(sources.crd_manifests())
         if not args.no_workloads:
-            plane.start_workloads(LAB_NODES)
+            plane.start_workloads(LAB_NODES, controllers.image_table(controllers.ensure()))
         if not args.no_tts:
             tts = start_tts(run_dir)
         state = {
