@@ -37,12 +37,12 @@ class KeyFile:
     def check(self) -> None:
         """Fail unless the file can be replaced: a directory, a missing or read-only directory, an immutable file."""
         if os.path.isdir(self.path):
-            raise TenantError("key_file {0} is a directory; name a file in it".format(self.path))
+            raise TenantError("key file {0} is a directory; name a file in it".format(self.path))
         parent = os.path.dirname(self.path)
         if not os.path.isdir(parent):
-            raise TenantError("key_file {0}: directory {1} does not exist".format(self.path, parent))
+            raise TenantError("key file {0}: directory {1} does not exist".format(self.path, parent))
         if self.as_map and yaml is None:
-            raise TenantError("key_file needs PyYAML to merge keys into {0}".format(self.path))
+            raise TenantError("a key file needs PyYAML to merge keys into {0}".format(self.path))
         try:
             if os.path.lexists(self.path):
                 os.close(os.open(self.path, os.O_WRONLY))  # no O_TRUNC: this only proves the file may be written
@@ -51,7 +51,7 @@ class KeyFile:
             os.unlink(probe)
         except OSError as exc:
             raise TenantError(
-                "key_file {0} cannot be written ({1}); nothing was changed, so no key is lost".format(
+                "key file {0} cannot be written ({1}); nothing was changed, so no key is lost".format(
                     self.path, exc.strerror or exc
                 )
             ) from exc
@@ -64,15 +64,15 @@ class KeyFile:
             with open(self.path, "rb") as handle:
                 self._original = handle.read()
         except OSError as exc:
-            raise TenantError("key_file {0} cannot be read ({1})".format(self.path, exc.strerror or exc)) from exc
+            raise TenantError("key file {0} cannot be read ({1})".format(self.path, exc.strerror or exc)) from exc
         if not self.as_map:
             return {}
         try:
             loaded = yaml.safe_load(self._original) or {}
         except yaml.YAMLError as exc:
-            raise TenantError("key_file {0} is not a YAML map of tenant to key".format(self.path)) from exc
+            raise TenantError("key file {0} is not a YAML map of tenant to key".format(self.path)) from exc
         if not isinstance(loaded, dict):
-            raise TenantError("key_file {0} is not a YAML map of tenant to key".format(self.path))
+            raise TenantError("key file {0} is not a YAML map of tenant to key".format(self.path))
         return {str(k): str(v) for k, v in loaded.items()}
 
     def deliver(self, keys: Dict[str, str]) -> None:
@@ -105,7 +105,7 @@ class KeyFile:
         try:
             fd, temp = tempfile.mkstemp(dir=parent, prefix=".tokenlabs-key-")  # created 0600
         except OSError as exc:
-            raise TenantError("key_file {0} cannot be written ({1})".format(self.path, exc.strerror or exc)) from exc
+            raise TenantError("key file {0} cannot be written ({1})".format(self.path, exc.strerror or exc)) from exc
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(content)
@@ -115,7 +115,7 @@ class KeyFile:
         except OSError as exc:
             if os.path.lexists(temp):
                 os.unlink(temp)
-            raise TenantError("key_file {0} cannot be written ({1})".format(self.path, exc.strerror or exc)) from exc
+            raise TenantError("key file {0} cannot be written ({1})".format(self.path, exc.strerror or exc)) from exc
         try:
             dir_fd = os.open(parent, os.O_RDONLY)
         except OSError:

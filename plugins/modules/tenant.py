@@ -25,7 +25,7 @@ description:
     annotation.
   - The key is returned once, when it was created or rotated (show-once); every other result carries only its
     SHA-256 fingerprint. Run the task with C(no_log=true) and hand the key on from the registered result, or give
-    O(key_file) and the key is written there instead, before the server stores it, and is returned nowhere.
+    O(api_key_file) and the key is written there instead, before the server stores it, and is returned nowhere.
   - Idempotence is computed against what the server stores (base64 C(data)), so a Secret written with C(stringData)
     by another tool compares equal.
   - Writes carry the object's C(resourceVersion); on a 409 conflict the module reads again and re-plans.
@@ -74,13 +74,14 @@ options:
       - Fail instead of creating the tenant when it does not exist (for a re-tier or a rotation).
     type: bool
     default: false
-  key_file:
+  api_key_file:
     description:
       - File that receives a new key (created or rotated), mode C(0600), replacing what the file held.
       - Checked before any API call, and written before the server is asked to store the key; when the file cannot
         be written (a directory, a read-only or missing directory, an immutable file) nothing is changed on the
         server. When the server refuses the write, the file gets its earlier content back.
       - With it, RV(api_key) is not returned, so the task needs no C(no_log).
+      - Not called C(key_file), which kubernetes.core's connection options take as an alias of O(client_key).
       - Ignored with O(state=absent). In check mode the file is checked but not written.
     type: path
   state:
@@ -112,7 +113,8 @@ seealso:
   - module: tokenlabs.platform.tenants
   - module: tokenlabs.platform.tenant_info
 notes:
-  - Mark the task C(no_log=true) whenever a key may be created, rotated or passed in, unless O(key_file) receives it.
+  - Mark the task C(no_log=true) whenever a key may be created, rotated or passed in, unless O(api_key_file)
+    receives it.
 """
 
 EXAMPLES = r"""
@@ -135,7 +137,7 @@ EXAMPLES = r"""
   tokenlabs.platform.tenant:
     name: beta
     tier: free
-    key_file: /root/beta.key
+    api_key_file: /root/beta.key
 
 - name: Tenants | Move acme to enterprise (the key is unchanged; fails if acme does not exist)
   tokenlabs.platform.tenant:
@@ -184,15 +186,15 @@ key_action:
   sample: created
 api_key:
   description:
-    - The new key, returned once when it was created or rotated, never in check mode, never with O(key_file) and
+    - The new key, returned once when it was created or rotated, never in check mode, never with O(api_key_file) and
       never otherwise.
     - Secret material; register the result in a task with C(no_log=true).
-  returned: when a key was created or rotated and O(key_file) is not set
+  returned: when a key was created or rotated and O(api_key_file) is not set
   type: str
   sample: tlabs_sk_0123456789abcdef0123456789abcdef0123456789abcdef
-key_file:
+api_key_file:
   description: The file that received the new key.
-  returned: when a key was created or rotated into O(key_file) (not in check mode)
+  returned: when a key was created or rotated into O(api_key_file) (not in check mode)
   type: str
   sample: /root/acme.key
 existed:
@@ -298,7 +300,7 @@ def argspec() -> Dict[str, Any]:
         previous_key_ttl=dict(type="str", no_log=False),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         must_exist=dict(type="bool", default=False),
-        key_file=dict(type="path", no_log=False),
+        api_key_file=dict(type="path", no_log=False),
         labels=dict(type="dict"),
         annotations=dict(type="dict"),
     )
@@ -316,8 +318,8 @@ def result_of(plan: TenantPlan, params: Dict[str, Any], check_mode: bool, diff: 
         "writes": writes,
     }
     if plan.new_key and not check_mode:
-        if params["key_file"]:
-            result["key_file"] = params["key_file"]
+        if params["api_key_file"]:
+            result["api_key_file"] = params["api_key_file"]
         else:
             result["api_key"] = plan.new_key
     if plan.facts:
@@ -333,7 +335,7 @@ def main() -> None:
     params = module.params
     try:
         spec = TenantSpec(params["name"], **{k: params[k] for k in SPEC_PARAMS})
-        key_file = KeyFile(params["key_file"]) if params["key_file"] and spec.state == "present" else None
+        key_file = KeyFile(params["api_key_file"]) if params["api_key_file"] and spec.state == "present" else None
         if key_file is not None:
             key_file.check()
         api = connect(params, token=False)

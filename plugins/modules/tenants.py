@@ -22,7 +22,7 @@ description:
     only; existing keys are never read or changed), deletes expired previous-key Secrets, and with O(exclusive=true)
     revokes managed tenants that are not in the list. Secrets without C(app.kubernetes.io/managed-by=tokenlabs) are
     never touched.
-  - Keys of tenants created by this run are returned once in RV(api_keys), or merged into O(key_file) before the
+  - Keys of tenants created by this run are returned once in RV(api_keys), or merged into O(api_keys_file) before the
     Secrets are created. Key rotation is per tenant, with M(tokenlabs.platform.tenant).
   - A run with nothing to change makes no write at all.
 extends_documentation_fragment:
@@ -59,7 +59,7 @@ options:
     description: Revoke managed tenants that are not in O(tenants).
     type: bool
     default: false
-  key_file:
+  api_keys_file:
     description:
       - YAML file (a map tenant -> key, mode C(0600)) into which the keys of new tenants are merged; entries already
         in it are kept.
@@ -68,6 +68,7 @@ options:
         run it holds exactly the new keys the server stored.
       - With it, RV(api_keys) stays empty, so the task needs no C(no_log). In check mode the file is checked but not
         written.
+      - Not called C(key_file), which kubernetes.core's connection options take as an alias of O(client_key).
     type: path
   workers:
     description: How many tenants are written in parallel.
@@ -105,7 +106,7 @@ EXAMPLES = r"""
   tokenlabs.platform.tenants:
     tenants: "{{ tokenlabs_tenants }}"
     allowed_tiers: "{{ tokenlabs_tiers | list }}"
-    key_file: /root/new-tenant-keys.yml
+    api_keys_file: /root/new-tenant-keys.yml
 """
 
 RETURN = r"""
@@ -132,15 +133,15 @@ unchanged:
   elements: str
 api_keys:
   description:
-    - Tenant id to new key, for tenants created by this run; empty in check mode and with O(key_file). Shown once,
+    - Tenant id to new key, for tenants created by this run; empty in check mode and with O(api_keys_file). Shown once,
       never again.
     - Secret material; register the result in a task with C(no_log=true).
   returned: always
   type: dict
   sample: {acme: tlabs_sk_0123456789abcdef0123456789abcdef0123456789abcdef}
-key_file:
+api_keys_file:
   description: The file that received the new keys.
-  returned: when O(key_file) is set and new keys were stored (not in check mode)
+  returned: when O(api_keys_file) is set and new keys were stored (not in check mode)
   type: str
   sample: /root/new-tenant-keys.yml
 writes:
@@ -187,7 +188,7 @@ def argspec() -> Dict[str, Any]:
         ),
         exclusive=dict(type="bool", default=False),
         workers=dict(type="int", default=DEFAULT_WORKERS),
-        key_file=dict(type="path", no_log=False),
+        api_keys_file=dict(type="path", no_log=False),
     )
     return spec
 
@@ -218,11 +219,11 @@ def result_of(bulk: BulkPlan, params: Dict[str, Any], check_mode: bool, diff: bo
         "updated": bulk.updated,
         "removed": bulk.removed,
         "unchanged": bulk.unchanged,
-        "api_keys": {} if params["key_file"] else keys,
+        "api_keys": {} if params["api_keys_file"] else keys,
         "writes": writes,
     }
-    if keys and params["key_file"]:
-        result["key_file"] = params["key_file"]
+    if keys and params["api_keys_file"]:
+        result["api_keys_file"] = params["api_keys_file"]
     if diff:
         changed = [p for p in bulk.plans if p.changed]
         result["diff"] = {
@@ -237,7 +238,7 @@ def main() -> None:
     params = module.params
     try:
         specs = specs_of(params)
-        key_file = KeyFile(params["key_file"], as_map=True) if params["key_file"] else None
+        key_file = KeyFile(params["api_keys_file"], as_map=True) if params["api_keys_file"] else None
         if key_file is not None:
             key_file.check()
         api = connect(params)

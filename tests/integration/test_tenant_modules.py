@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -264,3 +265,121 @@ def test_bulk_reconcile_and_info(k8s_cluster: Cluster, namespace: str, tmp_path:
     assert all("api_key" not in t for t in info["tenants"])
     assert len(pruned["removed"]) == 20
     assert len(secrets(k8s_cluster, namespace)) == 10
+
+
+def unwritable_key_files(tmp_path: Path) -> list[str]:
+    """Key files no one can write, root included: in /sys, in an immutable directory, a directory."""
+    immutable = tmp_path / "immutable"
+    immutable.mkdir()
+    paths = ["/sys/tokenlabs-tenant.key", str(tmp_path)]
+    if subprocess.run(["chattr", "+i", str(immutable)], capture_output=True, check=False).returncode == 0:
+        paths.append(str(immutable / "acme.key"))
+    return paths
+
+
+@pytest.fixture
+def key_file_dirs(tmp_path: Path) -> Any:
+    yield tmp_path
+    subprocess.run(["chattr", "-i", str(tmp_path / "immutable")], capture_output=True, check=False)
+
+
+def test_no_key_is_lost_to_an_unwritable_key_file(k8s_cluster: Cluster, namespace: str, key_file_dirs: Path) -> None:
+    ns = namespace
+    paths = unwritable_key_files(key_file_dirs)
+    (created,) = run_tasks(k8s_cluster, key_file_dirs, [tenant(ns, name="acme", tier="pro")], name="seed")
+    before = secrets(k8s_cluster, ns)["tenant-acme"]
+    bulk = {"namespace": ns, "tenants": [{"name": "bulkco", "tier": "pro"}]}
+    tasks = []
+    for path in paths:
+        tasks.append(tenant(ns, name="newco", tier="pro", api_key_file=path))
+        tasks.append(tenant(ns, name="acme", rotate_key=True, api_key_file=path))
+        tasks.append({"tokenlabs.platform.tenants": {**bulk, "api_keys_file": path}, "ignore_errors": True})
+    results = run_tasks(k8s_cluster, key_file_dirs, tasks, name="unwritable")
+    for result in results:
+        assert result.get("failed") is True, result
+        assert "key file" in result["msg"], result["msg"]
+    after = secrets(k8s_cluster, ns)
+    assert set(after) == {"tenant-acme"}, "no tenant was created without its key handed over"
+    assert after["tenant-acme"].metadata.resource_version == before.metadata.resource_version
+    assert key_of(after["tenant-acme"]) == created["api_key"], "the key was not rotated away"
+
+
+def test_key_file_receives_the_key_and_the_result_does_not(
+    k8s_cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    single, bulk = tmp_path / "acme.key", tmp_path / "keys.yml"
+    added, rotated, reconciled = run_tasks(
+        k8s_cluster,
+        tmp_path,
+        [
+            tenant(namespace, name="acme", tier="pro", api_key_file=str(single)),
+            tenant(namespace, name="acme", rotate_key=True, must_exist=True, api_key_file=str(single)),
+            {
+                "tokenlabs.platform.tenants": {
+                    "namespace": namespace,
+                    "tenants": [{"name": "b1", "tier": "free"}, {"name": "b2", "tier": "pro"}],
+                    "api_keys_file": str(bulk),
+                }
+            },
+        ],
+    )
+    for result in (added, rotated, reconciled):
+        assert result.get("failed") is not True, result.get("msg")
+    stored = secrets(k8s_cluster, namespace)
+    assert single.read_text().strip() == key_of(stored["tenant-acme"])
+    assert yaml.safe_load(bulk.read_text()) == {n: key_of(stored[f"tenant-{n}"]) for n in ("b1", "b2")}
+    for result in (added, rotated, reconciled):
+        assert not re.search(KEY_RE, json.dumps(result)), "a key handed over through key_file is in no result"
+    assert single.stat().st_mode & 0o777 == bulk.stat().st_mode & 0o777 == 0o600
+
+
+def test_clear_errors_before_any_api_call(k8s_cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    core = client.CoreV1Api(k8s_cluster.api)
+    core.create_namespaced_secret(namespace, {"metadata": {"name": "tenant-theirs"}, "stringData": {"api_key": "x"}})
+    cases = [
+        ({"tokenlabs.platform.tenant_info": {"namespace": namespace, "name": "acme\nx"}}, "not a DNS-1123 label"),
+        (tenant(namespace, name="acme\nx", tier="pro"), "not a DNS-1123 label"),
+        (tenant(namespace, name="theirs", rotate_key=True, previous_key_ttl="99999999h"), "longer than 365 days"),
+        (tenant(namespace, name="theirs", tier="enterprise", must_exist=True), "not managed by tokenlabs"),
+        (tenant(namespace, name="theirs", rotate_key=True, must_exist=True), "not managed by tokenlabs"),
+        (tenant(namespace, name="nobody", tier="pro", must_exist=True), "does not exist"),
+    ]
+    tasks = [{**task, "ignore_errors": True} for task, _ in cases]
+    for (_, message), result in zip(cases, run_tasks(k8s_cluster, tmp_path, tasks), strict=True):
+        assert result.get("failed") is True, message
+        assert message in result["msg"], result["msg"]
+    assert set(secrets(k8s_cluster, namespace)) == {"tenant-theirs"}
+
+
+def test_exec_credential_plugin_kubeconfig(k8s_cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    """A kubeconfig whose user is an exec plugin (as with OIDC or cloud logins) works like any other."""
+    config = yaml.safe_load(k8s_cluster.kubeconfig.read_text())
+    user = config["users"][0]["user"]
+    credential = {
+        "apiVersion": "client.authentication.k8s.io/v1",
+        "kind": "ExecCredential",
+        "status": {
+            "clientCertificateData": base64.b64decode(user.pop("client-certificate-data")).decode(),
+            "clientKeyData": base64.b64decode(user.pop("client-key-data")).decode(),
+        },
+    }
+    plugin = tmp_path / "credential.json"
+    plugin.write_text(json.dumps(credential))
+    user["exec"] = {
+        "apiVersion": "client.authentication.k8s.io/v1",
+        "command": "cat",
+        "args": [str(plugin)],
+        "interactiveMode": "Never",
+    }
+    exec_kubeconfig = tmp_path / "exec.kubeconfig"
+    exec_kubeconfig.write_text(yaml.safe_dump(config))
+    created, listed = run_tasks(
+        k8s_cluster,
+        tmp_path,
+        [
+            tenant(namespace, name="oidc", tier="pro", kubeconfig=str(exec_kubeconfig)),
+            {"tokenlabs.platform.tenant_info": {"namespace": namespace, "kubeconfig": str(exec_kubeconfig)}},
+        ],
+    )
+    assert created.get("failed") is not True, created.get("msg")
+    assert [t["name"] for t in listed["tenants"]] == ["oidc"]

@@ -7,6 +7,7 @@ artifact; without it, the one "shown once" task prints it and nothing else does,
 from __future__ import annotations
 
 import base64
+import json
 import re
 import subprocess
 import sys
@@ -89,7 +90,7 @@ def tenant_play(cluster: Cluster, namespace: str, *flags: str, **extravars: str)
     """ansible-playbook playbooks/tenant.yml with ``extravars`` in ``namespace``; ``flags`` go on the command line."""
     cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/tenant.yml", *flags]
     for name, value in {**extravars, "tokenlabs_tenant_namespace": namespace}.items():
-        cmd += ["-e", f"{name}={value}"]
+        cmd += ["-e", json.dumps({name: value})]  # JSON: a value may hold a newline
     env = {**cluster.env, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
     return subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
 
@@ -113,5 +114,49 @@ def test_shown_once_without_key_file_even_at_vvv(k8s_cluster: Cluster, namespace
     # A key file that could not be written is refused before the tenant is created: its key would be lost.
     lost = tenant_play(k8s_cluster, namespace, tenant="lost", tier="free", key_file="/nonexistent/dir/lost.key")
     assert lost.returncode != 0
-    assert "existing directory" in lost.stdout
+    assert "does not exist" in lost.stdout
     assert "tenant-lost" not in stored_keys(k8s_cluster, namespace)
+
+
+def test_no_key_is_lost_when_the_key_file_cannot_be_written(
+    k8s_cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """A path in /sys, a directory given as the file, a file in an immutable directory: add and rotate change
+    nothing on the server, because the new key could not be handed over."""
+    assert tenant_play(k8s_cluster, namespace, tenant="keep", tier="pro").returncode == 0
+    before = stored_keys(k8s_cluster, namespace)
+    immutable = tmp_path / "immutable"
+    immutable.mkdir()
+    paths = ["/sys/tokenlabs-tenant.key", str(tmp_path)]
+    if subprocess.run(["chattr", "+i", str(immutable)], capture_output=True, check=False).returncode == 0:
+        paths.append(str(immutable / "k"))
+    try:
+        for path in paths:
+            added = tenant_play(k8s_cluster, namespace, action="add", tenant="fresh", tier="pro", key_file=path)
+            assert added.returncode != 0 and "key file" in added.stdout, (path, added.stdout[-2000:])
+            rotated = tenant_play(k8s_cluster, namespace, action="rotate", tenant="keep", key_file=path)
+            assert rotated.returncode != 0 and "key file" in rotated.stdout, (path, rotated.stdout[-2000:])
+            assert stored_keys(k8s_cluster, namespace) == before, path
+    finally:
+        subprocess.run(["chattr", "-i", str(immutable)], capture_output=True, check=False)
+
+
+def test_clear_errors_and_an_honest_revoke(k8s_cluster: Cluster, namespace: str) -> None:
+    client.CoreV1Api(k8s_cluster.api).create_namespaced_secret(
+        namespace, {"metadata": {"name": "tenant-theirs"}, "stringData": {"api_key": "x"}}
+    )
+    cases = [
+        ({"action": "show", "tenant": "acme\nx"}, "not a DNS-1123 label"),
+        ({"action": "rotate", "tenant": "theirs", "previous_key_ttl": "99999999h"}, "longer than 365 days"),
+        ({"action": "retier", "tenant": "theirs", "tier": "pro"}, "not managed by tokenlabs"),
+        ({"action": "rotate", "tenant": "theirs"}, "not managed by tokenlabs"),
+    ]
+    for extravars, message in cases:
+        proc = tenant_play(k8s_cluster, namespace, **extravars)
+        assert proc.returncode != 0, extravars
+        assert message in proc.stdout, (extravars, proc.stdout[-2000:])
+        assert "has no attribute" not in proc.stdout
+    revoked = tenant_play(k8s_cluster, namespace, action="revoke", tenant="ghost")
+    assert revoked.returncode == 0, revoked.stdout[-2000:]
+    assert f"tenant ghost does not exist in {namespace}; nothing to revoke" in revoked.stdout
+    assert set(stored_keys(k8s_cluster, namespace)) == {"tenant-theirs"}

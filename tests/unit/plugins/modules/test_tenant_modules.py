@@ -205,7 +205,7 @@ def unwritable_key_files(tmp_path, immutable_dir):
 
 def test_add_with_an_unwritable_key_file_changes_nothing(api, tmp_path, immutable_dir):
     for path, message in unwritable_key_files(tmp_path, immutable_dir).items():
-        result = run(tenant, {"name": "acme", "tier": "pro", "key_file": path})
+        result = run(tenant, {"name": "acme", "tier": "pro", "api_key_file": path})
         assert message in result["msg"], path
         assert api.calls == [] and api.store == {}, f"{path}: no API call at all"
 
@@ -214,7 +214,7 @@ def test_rotate_with_an_unwritable_key_file_keeps_the_old_key(api, tmp_path, imm
     run(tenant, {"name": "acme", "tier": "pro", "api_key": KEY})
     before = dict(api.store)
     for path, message in unwritable_key_files(tmp_path, immutable_dir).items():
-        result = run(tenant, {"name": "acme", "rotate_key": True, "key_file": path})
+        result = run(tenant, {"name": "acme", "rotate_key": True, "api_key_file": path})
         assert result["failed"] is True, path
         assert message in result["msg"], path
         assert api.store == before, path
@@ -230,13 +230,13 @@ def test_key_file_holds_the_key_before_the_server_does(api, tmp_path, monkeypatc
         real(w)
 
     monkeypatch.setattr(api, "apply_write", write)
-    result = run(tenant, {"name": "acme", "tier": "pro", "key_file": str(key_file)})
+    result = run(tenant, {"name": "acme", "tier": "pro", "api_key_file": str(key_file)})
     stored = t.decode_key(api.store["tenant-acme"])
     assert seen == [stored]
     assert "api_key" not in result and stored not in repr(result)
-    assert result["key_file"] == str(key_file)
+    assert result["api_key_file"] == str(key_file)
     assert key_file.stat().st_mode & 0o777 == 0o600
-    rotated = run(tenant, {"name": "acme", "rotate_key": True, "key_file": str(key_file)})
+    rotated = run(tenant, {"name": "acme", "rotate_key": True, "api_key_file": str(key_file)})
     assert "api_key" not in rotated
     assert key_file.read_text().strip() == t.decode_key(api.store["tenant-acme"]) != stored
 
@@ -250,19 +250,19 @@ def test_key_file_is_put_back_when_the_server_refuses(api, tmp_path, monkeypatch
         raise t.TenantError("PATCH refused (403)")
 
     monkeypatch.setattr(api, "apply_write", refuse)
-    result = run(tenant, {"name": "acme", "rotate_key": True, "key_file": str(key_file)})
+    result = run(tenant, {"name": "acme", "rotate_key": True, "api_key_file": str(key_file)})
     assert result["failed"] is True
     assert key_file.read_text() == KEY + "\n"
     fresh = tmp_path / "beta.key"
-    assert run(tenant, {"name": "beta", "tier": "pro", "key_file": str(fresh)})["failed"] is True
+    assert run(tenant, {"name": "beta", "tier": "pro", "api_key_file": str(fresh)})["failed"] is True
     assert not fresh.exists()
 
 
 def test_check_mode_checks_the_key_file_and_writes_nothing(api, tmp_path):
     key_file = tmp_path / "acme.key"
-    result = run(tenant, {"name": "acme", "tier": "pro", "key_file": str(key_file)}, check_mode=True)
+    result = run(tenant, {"name": "acme", "tier": "pro", "api_key_file": str(key_file)}, check_mode=True)
     assert result["changed"] is True and not key_file.exists()
-    bad = run(tenant, {"name": "acme", "tier": "pro", "key_file": str(tmp_path)}, check_mode=True)
+    bad = run(tenant, {"name": "acme", "tier": "pro", "api_key_file": str(tmp_path)}, check_mode=True)
     assert bad["failed"] is True and "is a directory" in bad["msg"]
 
 
@@ -270,10 +270,10 @@ def test_bulk_key_file_is_merged_before_the_writes_and_refused_first(api, tmp_pa
     key_file = tmp_path / "keys.yml"
     key_file.write_text("old: " + KEY + "\n")
     for path, message in unwritable_key_files(tmp_path, immutable_dir).items():
-        result = run(tenants, {"tenants": [{"name": "a", "tier": "pro"}], "key_file": path})
+        result = run(tenants, {"tenants": [{"name": "a", "tier": "pro"}], "api_keys_file": path})
         assert message in result["msg"], path
         assert api.calls == [] and api.store == {}, path
-    result = run(tenants, {"tenants": [{"name": "a", "tier": "pro"}], "key_file": str(key_file)})
+    result = run(tenants, {"tenants": [{"name": "a", "tier": "pro"}], "api_keys_file": str(key_file)})
     assert result["api_keys"] == {}
     keys = yaml.safe_load(key_file.read_text())
     assert keys == {"old": KEY, "a": t.decode_key(api.store["tenant-a"])}
@@ -290,7 +290,7 @@ def test_bulk_key_file_keeps_only_keys_the_server_stored(api, tmp_path, monkeypa
 
     monkeypatch.setattr(api, "apply_write", refuse_b)
     wanted = [{"name": "a", "tier": "pro"}, {"name": "b", "tier": "pro"}]
-    result = run(tenants, {"tenants": wanted, "key_file": str(key_file)})
+    result = run(tenants, {"tenants": wanted, "api_keys_file": str(key_file)})
     assert result["failed"] is True
     assert set(yaml.safe_load(key_file.read_text())) == {"a"}
 
