@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ LAB_INVENTORY = REPO_ROOT / "inventory" / "lab"
 PRODUCTION_INVENTORY = REPO_ROOT / "inventory" / "production"
 ARTIFACTS_ENV = "TOKENLABS_ARTIFACTS"
 TENANT_LOOKUP_TASK = "Tenant | Look the tenant up"
+TENANT_APPLY_TASK = "Tenant | Apply the change"
 
 _STATUS = {
     "runner_on_ok": "ok",
@@ -183,6 +185,14 @@ def _tenants_of(result: runner.PlayResult) -> dict[str, Any]:
     return {"tenants": result.captured.get(TENANT_LOOKUP_TASK, {}).get("tenants", [])}
 
 
+def _print_tenant_diff(diff: dict[str, Any], out: TextIO) -> None:
+    """The module's before/after (keys already redacted to fingerprints) as a unified diff."""
+    before = json.dumps(diff.get("before") or {}, indent=2, sort_keys=True).splitlines()
+    after = json.dumps(diff.get("after") or {}, indent=2, sort_keys=True).splitlines()
+    for line in difflib.unified_diff(before, after, "before", "after", lineterm=""):
+        print(line, file=out)
+
+
 def cmd_tenant(args: argparse.Namespace) -> int:
     extravars: dict[str, Any] = {"action": args.action}
     if getattr(args, "tenant", None):
@@ -191,37 +201,71 @@ def cmd_tenant(args: argparse.Namespace) -> int:
         extravars["tier"] = args.tier
     if getattr(args, "previous_key_ttl", None):
         extravars["previous_key_ttl"] = args.previous_key_ttl
-    if args.action in ("list", "show"):
-        result = run(
-            args, "playbooks/tenant.yml", extravars=extravars, capture=(TENANT_LOOKUP_TASK,), report=_tenants_of
-        )
-        if not args.json:
-            tenants = _tenants_of(result)["tenants"]
-            print(f"{'tenant':<24} {'tier':<12} {'created':<22} key fingerprint")
-            for t in tenants:
-                print(f"{t['name']:<24} {t['tier']:<12} {t.get('created', ''):<22} {t.get('fingerprint', '')}")
-        return 0
-    if args.action not in ("add", "rotate"):
-        run(args, "playbooks/tenant.yml", extravars=extravars)
-        return 0
-    # The key travels only through a 0600 file outside the runner artifacts; it is printed once here.
-    requested = Path(args.key_file).resolve() if args.key_file else None
+    if args.action not in ("list", "show"):
+        return _tenant_change(args, extravars)
+    result = run(args, "playbooks/tenant.yml", extravars=extravars, capture=(TENANT_LOOKUP_TASK,), report=_tenants_of)
+    if not args.json:
+        tenants = _tenants_of(result)["tenants"]
+        print(f"{'tenant':<24} {'tier':<12} {'created':<22} key fingerprint")
+        for t in tenants:
+            print(f"{t['name']:<24} {t['tier']:<12} {t.get('created', ''):<22} {t.get('fingerprint', '')}")
+    return 0
+
+
+def _tenant_change(args: argparse.Namespace, extravars: dict[str, Any]) -> int:
+    """add, retier, rotate, revoke: one run of tenant.yml, its outcome, its diff, and a new key shown once."""
+    show_diff = args.diff or args.check
+    # Any write but a revocation may hand out a key (a re-tier repairs a corrupted one): it travels only through a
+    # 0600 file outside the runner artifacts, written before the server stores it, and is printed once here.
+    requested = Path(args.key_file).resolve() if getattr(args, "key_file", None) else None
     with tempfile.TemporaryDirectory(prefix="tokenlabs-key-") as tmp:
         key_file = requested or Path(tmp) / "key"
-        extravars["key_file"] = str(key_file)
+        if args.action != "revoke":
+            extravars["key_file"] = str(key_file)
 
-        def with_key(_: runner.PlayResult) -> dict[str, Any]:
+        def handed_over(done: dict[str, Any]) -> str | None:
+            if requested is not None or not done.get("api_key_file") or not key_file.exists():
+                return None
+            return key_file.read_text().strip()
+
+        def report(result: runner.PlayResult) -> dict[str, Any]:
             # With --json the key goes into the one JSON document on stdout, and nowhere else.
-            if requested is None and key_file.exists():
-                return {"tenant": args.tenant, "api_key": key_file.read_text().strip()}
-            return {"tenant": args.tenant}
+            done = result.captured.get(TENANT_APPLY_TASK, {})
+            document: dict[str, Any] = {"tenant": args.tenant, "changed": bool(done.get("changed"))}
+            shown = ("existed", "key_action", "api_key_file", *(("diff",) if show_diff else ()))
+            document.update({name: done[name] for name in shown if done.get(name) is not None})
+            key = handed_over(done)
+            if key is not None:
+                document["api_key"] = key
+                document.pop("api_key_file", None)
+            return document
 
-        run(args, "playbooks/tenant.yml", extravars=extravars, report=with_key)
-        if requested is not None:
-            print(f"the key for {args.tenant} is in {requested} (mode 0600)", file=sys.stderr)
-        elif key_file.exists() and not args.json:
-            print(f"API key for {args.tenant} (shown once, store it now): {key_file.read_text().strip()}")
+        result = run(
+            args,
+            "playbooks/tenant.yml",
+            extravars=extravars,
+            envvars={"ANSIBLE_DIFF_ALWAYS": "true"} if show_diff else {},
+            report=report,
+            capture=(TENANT_APPLY_TASK,),
+        )
+        if not args.json:
+            done = result.captured.get(TENANT_APPLY_TASK, {})
+            _print_tenant_outcome(args, done, show_diff)
+            key = handed_over(done)
+            if requested is not None and done.get("api_key_file"):
+                print(f"the key for {args.tenant} is in {requested} (mode 0600)", file=sys.stderr)
+            elif key is not None:
+                print(f"API key for {args.tenant} (shown once, store it now): {key}")
     return 0
+
+
+def _print_tenant_outcome(args: argparse.Namespace, done: dict[str, Any], show_diff: bool) -> None:
+    if show_diff and done.get("diff"):
+        _print_tenant_diff(done["diff"], sys.stdout)
+    if args.action == "revoke" and done.get("existed") is False:
+        print(f"tenant {args.tenant} does not exist; nothing to revoke (changed=false)")
+    elif args.check:
+        print(f"check mode, nothing was changed; would change: {str(bool(done.get('changed'))).lower()}")
 
 
 def cmd_lab_up(args: argparse.Namespace) -> int:
@@ -272,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="converge site.yml: bare metal to a tenant-ready gateway")
     _common(up)
     up.add_argument("--tags", help="run only these phases/roles (comma-separated tags)")
-    up.add_argument("--check", action="store_true", help="--check --diff: report what would change, change nothing")
+    up.add_argument("--check", action="store_true", help="report what would change, change nothing")
     up.set_defaults(func=cmd_up)
 
     verify = sub.add_parser("verify", help="post-deploy smoke test through the gateway")
@@ -310,6 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--key-file", help="write the key to this file (mode 0600) instead of printing it")
         if action == "rotate":
             p.add_argument("--previous-key-ttl", help="keep the old key valid this long, e.g. 24h")
+        if action in ("add", "retier", "rotate", "revoke"):
+            p.add_argument("--check", action="store_true", help="report what would change, change nothing")
+            p.add_argument("--diff", action="store_true", help="show the change (keys only as fingerprints)")
         p.set_defaults(func=cmd_tenant)
 
     lab = sub.add_parser("lab", help="the local lab: a real control plane with simulated Spark nodes")
