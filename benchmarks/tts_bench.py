@@ -1,7 +1,11 @@
-"""Benchmark the speech service on the CPU engines (piper, espeak-ng), side by side with the engines
-called directly in-process.
+"""Benchmark the speech service on the CPU engines (piper, espeak-ng), side by side with piper's own
+HTTP server and with the engines called directly in-process.
 
-For each engine it measures, in one run:
+The anchor is piper's own server (`python -m piper.http_server`, same voice, WAV): the service and
+that server answer the same texts alternately, run by run, so both see the same machine, and the
+table reports medians and their ratios (service / piper's server) for total time and first byte.
+
+For each engine it also measures, in one run:
 - time to first audio byte (p50/p95) for a one-sentence and a ten-sentence input, through the
   service (a `python -m magpie_tts` process on loopback) and, as the baseline, the engine's own
   time for the first sentence;
@@ -13,7 +17,7 @@ For each engine it measures, in one run:
 
 Prints a table and writes `benchmarks/results/tts.json`. It asserts nothing.
 
-    python benchmarks/tts_bench.py [--engines piper,espeak] [--runs 20]
+    python benchmarks/tts_bench.py [--engines piper,espeak] [--runs 20] [--anchor-runs 15]
 """
 
 import argparse
@@ -35,6 +39,7 @@ import numpy as np
 from magpie_tts.audio import AudioPipeline
 from magpie_tts.config import Settings
 from magpie_tts.engines import EngineAudio, SpeechEngine, build_engine
+from magpie_tts.engines.piper import default_piper_model
 from magpie_tts.text import clean_text, split_chunks
 
 ONE = "The quick brown fox jumps over the lazy dog near the quiet river bank."
@@ -127,13 +132,68 @@ def encoding_cost(audio: list[EngineAudio], runs: int) -> dict[str, dict[str, fl
     return out
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(client: httpx.Client, path: str, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if client.get(path).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not become ready")
+
+
+def timed_stream(client: httpx.Client, path: str, body: dict[str, Any]) -> tuple[float, float, int]:
+    """(time to first byte, total time, bytes) for one POST, read as it streams."""
+    size, first = 0, 0.0
+    started = time.perf_counter()
+    with client.stream("POST", path, json=body) as response:
+        response.raise_for_status()
+        for chunk in response.iter_raw():
+            if chunk and not size:
+                first = time.perf_counter() - started
+            size += len(chunk)
+    return first, time.perf_counter() - started, size
+
+
+class PiperServer:
+    """piper's own HTTP server (`python -m piper.http_server`) with the service's voice."""
+
+    def __init__(self) -> None:
+        port = free_port()
+        model = default_piper_model()
+        command = [sys.executable, "-m", "piper.http_server", "--host", "127.0.0.1", "--port", str(port)]
+        self.proc = subprocess.Popen(
+            [*command, "--model", str(model)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300)
+        try:
+            wait_until(self.client, "/info", self.proc, "piper.http_server")
+        except RuntimeError:
+            self.close()
+            raise
+
+    def speak(self, text: str) -> tuple[float, float, int]:
+        return timed_stream(self.client, "/synthesize", {"text": text})
+
+    def close(self) -> None:
+        self.client.close()
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
 class Service:
     """`python -m magpie_tts` on a free loopback port."""
 
     def __init__(self, engine: str) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
+        self.port = free_port()
         env = {
             **os.environ,
             "MAGPIE_TTS_ENGINE": engine,
@@ -147,29 +207,16 @@ class Service:
         # One keep-alive client, as the openai SDK keeps: building a client (its TLS context alone) costs
         # tens of milliseconds that belong to the caller, not to the service.
         self.client = httpx.Client(base_url=self.url, timeout=300)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if self.client.get("/ready").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.close()
-        raise RuntimeError(f"the {engine} service did not become ready")
+        try:
+            wait_until(self.client, "/ready", self.proc, f"the {engine} service")
+        except RuntimeError:
+            self.close()
+            raise
 
     def speak(self, text: str, fmt: str = "pcm") -> tuple[float, float, int]:
         """(time to first byte, total time, bytes) for one streamed request."""
         body = {"model": "tts-1", "voice": "aria", "input": text, "response_format": fmt}
-        size, first = 0, 0.0
-        started = time.perf_counter()
-        with self.client.stream("POST", "/v1/audio/speech", json=body) as response:
-            response.raise_for_status()
-            for chunk in response.iter_raw():
-                if chunk and not size:
-                    first = time.perf_counter() - started
-                size += len(chunk)
-        return first, time.perf_counter() - started, size
+        return timed_stream(self.client, "/v1/audio/speech", body)
 
     def http_floor(self, runs: int = 30) -> float:
         """Median seconds of the cheapest request (`GET /health`): what HTTP on loopback costs by itself."""
@@ -202,6 +249,42 @@ def throughput(service: Service, text: str) -> dict[str, dict[str, float]]:
     return out
 
 
+def against_piper_server(runs: int) -> dict[str, Any]:
+    """The service (piper, WAV) and piper's own server, alternating request by request."""
+    anchor, service = PiperServer(), Service("piper")
+    try:
+        out: dict[str, Any] = {}
+        for size, text in (("one", ONE), ("ten", TEN)):
+            times: dict[str, list[tuple[float, float, int]]] = {"piper_server": [], "service": []}
+            anchor.speak(text)  # warm both request paths and connections
+            service.speak(text, "wav")
+            for run in range(runs):
+                # Alternate which goes first so neither always follows the other's CPU burst.
+                order = (("piper_server", anchor.speak), ("service", lambda t: service.speak(t, "wav")))
+                for name, speak in order if run % 2 == 0 else order[::-1]:
+                    times[name].append(speak(text))
+            medians = {
+                name: {
+                    "first_byte_ms": statistics.median(t[0] for t in samples) * 1000,
+                    "total_ms": statistics.median(t[1] for t in samples) * 1000,
+                    "bytes": samples[-1][2],
+                }
+                for name, samples in times.items()
+            }
+            ratios = [s[1] / a[1] for a, s in zip(times["piper_server"], times["service"], strict=True)]
+            out[size] = {
+                **medians,
+                "total_ratio": medians["service"]["total_ms"] / medians["piper_server"]["total_ms"],
+                "first_byte_ratio": medians["service"]["first_byte_ms"] / medians["piper_server"]["first_byte_ms"],
+                "paired_total_ratio_p50": statistics.median(ratios),
+                "runs": runs,
+            }
+        return out
+    finally:
+        service.close()
+        anchor.close()
+
+
 def bench_engine(name: str, runs: int) -> dict[str, Any]:
     settings = Settings(engine=name)  # type: ignore[arg-type]
     service = Service(name)
@@ -227,8 +310,26 @@ def bench_engine(name: str, runs: int) -> dict[str, Any]:
     return result
 
 
+def anchor_table(anchor: dict[str, Any]) -> str:
+    lines = [
+        "\n## service (piper, wav) vs piper's own server (python -m piper.http_server), medians",
+        "| input | piper server total ms | service total ms | total ratio | paired ratio p50 "
+        "| piper server 1st byte ms | service 1st byte ms | 1st byte ratio |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for size, label in (("one", "1 sentence"), ("ten", "10 sentences")):
+        m = anchor[size]
+        a, s = m["piper_server"], m["service"]
+        lines.append(
+            f"| {label} | {a['total_ms']:.0f} | {s['total_ms']:.0f} | {m['total_ratio']:.3f} "
+            f"| {m['paired_total_ratio_p50']:.3f} | {a['first_byte_ms']:.0f} | {s['first_byte_ms']:.0f} "
+            f"| {m['first_byte_ratio']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
 def table(results: dict[str, Any]) -> str:
-    lines = []
+    lines = [anchor_table(results["anchor"])] if "anchor" in results else []
     for name, r in results["engines"].items():
         lines.append(f"\n## {name} (HTTP on loopback, GET /health: {r['http_floor_ms']:.1f} ms)")
         lines.append(
@@ -260,13 +361,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engines", default="piper,espeak")
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--anchor-runs", type=int, default=15, help="0 skips piper's own server")
     args = parser.parse_args()
     results: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "load_average_at_start": os.getloadavg(),
+        },
         "engines": {},
     }
-    for name in args.engines.split(","):
+    if args.anchor_runs:
+        results["anchor"] = against_piper_server(args.anchor_runs)
+    for name in filter(None, args.engines.split(",")):
         results["engines"][name] = bench_engine(name, args.runs)
+    results["machine"]["load_average_at_end"] = os.getloadavg()
+    machine = results["machine"]
+    print(
+        f"{machine['cpus']} CPUs, load average {machine['load_average_at_start'][0]:.1f} at the start, "
+        f"{machine['load_average_at_end'][0]:.1f} at the end"
+    )
     print(table(results))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
