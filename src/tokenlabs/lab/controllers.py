@@ -41,6 +41,7 @@ class Controller:
     package: str
     version_var: str
     image: str
+    entrypoint_args: tuple[str, ...] = ()
 
     def cache_key(self, go_version: str, arch: str) -> str:
         blob = json.dumps([self.name, self.module, self.version, self.package, self.version_var, go_version, arch])
@@ -50,7 +51,10 @@ class Controller:
 def pinned(pins: Mapping[str, Any] | None = None) -> list[Controller]:
     """The controllers the lab runs, from the version pins."""
     table = (pins or sources.versions())["versions_lab_controllers"]
-    return [Controller(name=name, **spec) for name, spec in table.items()]
+    return [
+        Controller(name=name, **{**spec, "entrypoint_args": tuple(spec.get("entrypoint_args", ()))})
+        for name, spec in table.items()
+    ]
 
 
 def cache_root() -> Path:
@@ -128,10 +132,18 @@ def _build(ctl: Controller, target: Path, env: Mapping[str, str]) -> None:
         os.replace(out, target)
 
 
-def image_table(paths: Mapping[str, Path], controllers: list[Controller] | None = None) -> dict[str, dict[str, str]]:
-    """image repository -> {binary, version}: what the kubelet runs for a container of that image."""
+def image_table(paths: Mapping[str, Path], controllers: list[Controller] | None = None) -> dict[str, dict[str, Any]]:
+    """image repository -> what the kubelet runs for a container of that image."""
     wanted = controllers if controllers is not None else pinned()
-    return {c.image: {"name": c.name, "binary": str(paths[c.name]), "version": c.version} for c in wanted}
+    return {
+        c.image: {
+            "name": c.name,
+            "binary": str(paths[c.name]),
+            "version": c.version,
+            "entrypoint_args": list(c.entrypoint_args),
+        }
+        for c in wanted
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

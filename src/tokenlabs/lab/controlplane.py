@@ -326,7 +326,7 @@ class ControlPlane:
         return names
 
     # --- workloads -------------------------------------------------------------------------
-    def start_workloads(self, nodes: Iterable[NodeSpec], controllers: dict[str, dict[str, str]] | None = None) -> None:
+    def start_workloads(self, nodes: Iterable[NodeSpec], controllers: dict[str, dict[str, Any]] | None = None) -> None:
         """Add controller-manager, scheduler and kwok, create ``nodes`` and wait until they are Ready.
 
         ``controllers`` (image repository -> binary, from ``tokenlabs.lab.controllers.image_table``) starts the

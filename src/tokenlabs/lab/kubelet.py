@@ -311,6 +311,7 @@ class Container:
     spec: dict[str, Any]
     binary: Path
     version: str
+    entrypoint_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_start: float = 0.0
@@ -440,7 +441,7 @@ class Relays:
 class Kubelet:
     api: client.ApiClient
     run_dir: Path
-    images: dict[str, dict[str, str]]
+    images: dict[str, dict[str, Any]]
     api_port: int
     service_cidr: str
     pods: dict[str, PodRun] = field(default_factory=dict)
@@ -464,7 +465,8 @@ class Kubelet:
         for ctr in pod["spec"].get("containers", []):
             entry = self.images.get(image_repository(ctr.get("image", "")))
             if entry:
-                found.append(Container(ctr["name"], ctr, Path(entry["binary"]), entry["version"]))
+                args = list(entry.get("entrypoint_args", []))
+                found.append(Container(ctr["name"], ctr, Path(entry["binary"]), entry["version"], args))
         return found
 
     def sync_pods(self, pods: Iterable[dict[str, Any]]) -> None:
@@ -588,7 +590,7 @@ class Kubelet:
         command = [_expand(a, env) for a in spec.get("command", [])]
         args = [_expand(a, env) for a in spec.get("args", [])]
         # The image's only program is the controller: whatever the command names, it is that binary.
-        argv = [f"{_BIN_DIR}/{ctr.name}", *command[1:], *args]
+        argv = [f"{_BIN_DIR}/{ctr.name}", *(command[1:] if command else ctr.entrypoint_args), *args]
         volumes = run.directory / "volumes"
         binds: list[tuple[Path, str, bool]] = [
             (run.directory / "hosts", "/etc/hosts", True),
