@@ -117,7 +117,8 @@ def test_extras_cannot_break_the_contract(labels, annotations, message):
 
 
 @pytest.mark.parametrize(
-    ("value", "seconds"), [(None, None), ("", None), ("90", 90), ("90s", 90), ("15m", 900), ("24h", 86400), (7, 7)]
+    ("value", "seconds"),
+    [(None, None), ("", None), ("90", 90), ("90s", 90), ("15m", 900), ("24h", 86400), (7, 7), ("365d", 31536000)],
 )
 def test_ttl(value, seconds):
     assert t.parse_ttl(value) == seconds
@@ -126,6 +127,12 @@ def test_ttl(value, seconds):
 @pytest.mark.parametrize("value", ["1y", "-5m", "0", "soon", True])
 def test_bad_ttl(value):
     with pytest.raises(t.TenantError):
+        t.parse_ttl(value)
+
+
+@pytest.mark.parametrize("value", ["99999999h", "366d", "53w", 10**12])
+def test_a_ttl_beyond_a_year_is_refused_with_its_reason(value):
+    with pytest.raises(t.TenantError, match="longer than 365 days"):
         t.parse_ttl(value)
 
 
