@@ -13,7 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+import yaml
+from kubernetes import config
+
 from tokenlabs import runner
+from tokenlabs.lab import checks as lab_checks
 from tokenlabs.lab import manager, sources
 from tokenlabs.lab import report as lab_report
 from tokenlabs.lab.controlplane import install_signal_handlers
@@ -268,18 +272,36 @@ def _print_tenant_outcome(args: argparse.Namespace, done: dict[str, Any], show_d
         print(f"check mode, nothing was changed; would change: {str(bool(done.get('changed'))).lower()}")
 
 
+def _lab_checks(kubeconfig: str, report: dict[str, Any]) -> dict[str, Any]:
+    """The real controllers' statuses and decisions for the lab's tenants (keys from the 0600 key file)."""
+    key_file = LAB_DIR / "tenant-keys.yml"
+    keys = yaml.safe_load(key_file.read_text()) if key_file.exists() else {}
+    tiers = {t["id"]: t["tier"] for t in report["tenants"]}
+    table = yaml.safe_load((LAB_INVENTORY / "group_vars" / "all" / "tiers.yml").read_text())["tokenlabs_tiers"]
+    api = config.new_client_from_config(config_file=kubeconfig)
+    return lab_checks.run(api, {t: k for t, k in (keys or {}).items() if t in tiers}, tiers, table)
+
+
 def cmd_lab_up(args: argparse.Namespace) -> int:
-    print("starting the lab control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)", file=sys.stderr)
+    print(
+        "starting the lab control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok, "
+        "and the real controllers behind the charts' pods)",
+        file=sys.stderr,
+    )
     state = manager.up(LAB_DIR)
     print(f"cluster {state['server']}, kubeconfig {state['kubeconfig']}", file=sys.stderr)
     args.inventory = str(LAB_INVENTORY)
-    _converge(
-        args,
-        LAB_DIR,
-        report=lambda _: {"report": {**lab_report.collect(state["kubeconfig"]), "tts_url": state["tts_url"]}},
-    )
+
+    def report(_: runner.PlayResult) -> dict[str, Any]:
+        found = lab_report.collect(state["kubeconfig"])
+        checked = _lab_checks(state["kubeconfig"], found)
+        return {"report": {**found, "tts_url": state["tts_url"]}, "controllers": checked}
+
+    _converge(args, LAB_DIR, report=report)
     if not args.json:
-        print(lab_report.render(lab_report.collect(state["kubeconfig"]), state["tts_url"]))
+        found = lab_report.collect(state["kubeconfig"])
+        print(lab_report.render(found, state["tts_url"]))
+        print(lab_checks.render(_lab_checks(state["kubeconfig"], found)))
     return 0
 
 
