@@ -66,7 +66,8 @@ def test_a_sentence_without_words_inside_a_text_is_skipped(engine_client: TestCl
         events = sse_events(body)
         assert events[-1]["type"] == "speech.audio.done"
         body = b"".join(base64.b64decode(str(e["audio"])) for e in events if e["type"] == "speech.audio.delta")
-    assert decode(body, "pcm").seconds == pytest.approx(decode(alone, "pcm").seconds, rel=0.05)
+    # piper's durations vary from call to call by a few per cent; a cut-short stream loses half.
+    assert decode(body, "pcm").seconds == pytest.approx(decode(alone, "pcm").seconds, rel=0.15)
 
 
 def test_piper_line_without_audio_is_silence(piper_client: TestClient) -> None:
