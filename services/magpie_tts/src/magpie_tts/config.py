@@ -56,12 +56,14 @@ class Settings(BaseSettings):
 
     piper_model: Path | None = None
     # One piper process already spreads each sentence over every core (onnxruntime's thread pool);
-    # a second on the same cores costs each sentence 15-35 % more CPU and makes a request slower.
+    # a second on the same cores costs each sentence about a third more CPU and makes a request slower.
     piper_processes: int = Field(default=1, ge=1, le=16)
 
     espeak_executable: str = "espeak-ng"
     # More parallel espeak-ng processes than cores only adds contention.
     espeak_max_parallel: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1, le=64)
-    # The CPU engines run as child processes at this niceness so that, when synthesis saturates the
-    # CPU, the API process (probes, streaming, encoding) still gets scheduled first. 0 disables it.
-    engine_nice: int = Field(default=10, ge=0, le=19)
+    # Niceness of the CPU engines' child processes: above 0, the API process (probes, streaming,
+    # encoding) is scheduled first when synthesis saturates the CPU, but on a shared machine synthesis
+    # also yields to every other process there (at 10, piper took 1.07-1.23x the time of piper's own
+    # server side by side at load 4; at 0, 0.96-1.02x), so it is off unless asked for.
+    engine_nice: int = Field(default=0, ge=0, le=19)
