@@ -8,9 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import REPO_ROOT, process_running
+from tests.conftest import REPO_ROOT
 
 TOKENLABS = str(Path(sys.executable).parent / "tokenlabs")
 
@@ -47,27 +45,3 @@ def test_json_summary_parses(tmp_path: Path) -> None:
     assert summary["ok"] is False
     assert summary["failures"][0]["task"] == "Boilerplate | Check the inventory groups"
     assert Path(summary["artifacts"]).is_dir()
-
-
-@pytest.mark.workloads
-def test_lab_up_is_idempotent_and_down_removes_it(tmp_path: Path, k8s_binaries: object) -> None:
-    env = {**os.environ, "TOKENLABS_LAB_DIR": str(tmp_path / "lab")}
-    first = _tokenlabs("lab", "up", "--json", env=env)
-    assert first.returncode == 0, first.stderr[-5000:]
-    try:
-        assert json.loads(first.stdout)["ok"] is True
-        second = _tokenlabs("lab", "up", "--json", env=env)
-        assert second.returncode == 0, second.stderr[-5000:]
-        hosts = json.loads(second.stdout)["hosts"]
-        assert {h: c.get("changed", 0) for h, c in hosts.items()} == dict.fromkeys(hosts, 0)
-        status = json.loads(_tokenlabs("lab", "status", "--json", env=env).stdout)
-        assert status["running"] is True
-        assert status["nodes"] == ["controller", "spark-01", "spark-02"]
-        pids = [status["pid"], *status["component_pids"]]
-    finally:
-        down = _tokenlabs("lab", "down", env=env)
-    assert down.returncode == 0
-    assert "lab stopped" in down.stdout
-    assert [p for p in pids if process_running(p)] == []
-    assert json.loads(_tokenlabs("lab", "status", "--json", env=env).stdout)["running"] is False
-    assert not (tmp_path / "lab" / "tenant-keys.yml").exists()
