@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT
+from tokenlabs.lab.nodes import LAB_NODES
 
 CHART_VALUES = Path(os.environ.get("TOKENLABS_CHART_VALUES_DIR", REPO_ROOT.parent / "shared" / "chart-values"))
 VERSIONS = yaml.safe_load((REPO_ROOT / "roles/versions/defaults/main.yml").read_text())
@@ -214,3 +215,39 @@ def test_without_a_token_no_secret_is_referenced() -> None:
         # The chart's own model volume instead of a claim.
         assert ms["decode"]["containers"][0]["mountModelVolume"] is True
         assert all("persistentVolumeClaim" not in v for v in ms["decode"]["volumes"])
+
+
+def _time_sliced(labels: dict[str, str], replicas: int) -> dict[str, str]:
+    """A GPU node's labels once the device plugin shares its GPU (k8s-device-plugin README, shared access)."""
+    return labels | {
+        "nvidia.com/gpu.product": labels["nvidia.com/gpu.product"] + "-SHARED",
+        "nvidia.com/gpu.replicas": str(replicas),
+        "nvidia.com/gpu.sharing-strategy": "time-slicing",
+    }
+
+
+@pytest.mark.parametrize("inventory", INVENTORIES)
+def test_decode_pods_select_their_node_whether_its_gpu_is_shared_or_not(inventory: str) -> None:
+    # The labels a Spark carries: the inventory's own (set when it joins) and GPU feature discovery's.
+    group_vars = yaml.safe_load((REPO_ROOT / "inventory/production/group_vars/spark.yml").read_text())
+    discovered = {
+        "nvidia.com/gpu.present": "true",
+        "nvidia.com/gpu.count": "1",
+        "nvidia.com/gpu.product": "NVIDIA-GB10",
+        "nvidia.com/gpu.replicas": "1",
+        "nvidia.com/gpu.sharing-strategy": "none",
+    }
+    for release in rendered(inventory):
+        selector = release["modelservice_values"]["decode"]["nodeSelector"]
+        node = release["modelservice_values"]["decode"]["nodeSelector"]["kubernetes.io/hostname"]
+        exclusive = {"kubernetes.io/hostname": node} | group_vars["microk8s_cluster_node_labels"] | discovered
+        for labels in (exclusive, _time_sliced(exclusive, 2)):
+            assert selector.items() <= labels.items(), (release["pool"], selector, labels)
+
+
+def test_the_lab_nodes_satisfy_every_decode_selector() -> None:
+    nodes = {n.name: n.labels for n in LAB_NODES}
+    assert nodes["spark-01"]["nvidia.com/gpu.product"] == "NVIDIA-GB10-SHARED"
+    for release in rendered("lab"):
+        selector = release["modelservice_values"]["decode"]["nodeSelector"]
+        assert selector.items() <= nodes[selector["kubernetes.io/hostname"]].items(), release["pool"]
