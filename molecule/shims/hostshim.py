@@ -63,13 +63,49 @@ oom_score = 0
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = "${SNAP_DATA}/args/certs.d"
 """
-# What NVIDIA Container Toolkit's drop-in mode leaves behind in the MicroK8s template: an
-# imports line at the top and the runc runtime table gone (research 3.4).
-CORRUPTED_CONTAINERD_TEMPLATE = 'imports = ["/etc/containerd/conf.d/*.toml"]\n' + SNAP_CONTAINERD_TEMPLATE.replace(
+# The GPU Operator's toolkit in drop-in mode (its default, RUNTIME_DROP_IN_CONFIG): the nvidia runtime in its own
+# file, and an import of that file's directory added to the top-level config, here MicroK8s's template. Paths on
+# a simulated machine live under its root, the import's included.
+TOOLKIT_DROP_IN = "etc/containerd/conf.d/99-nvidia.toml"
+TOOLKIT_CONTAINERD_DROP_IN = """\
+version = 2
+
+[plugins]
+
+  [plugins."io.containerd.grpc.v1.cri"]
+
+    [plugins."io.containerd.grpc.v1.cri".containerd]
+
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes]
+
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia]
+          privileged_without_host_devices = false
+          runtime_engine = ""
+          runtime_root = ""
+          runtime_type = "io.containerd.runc.v2"
+
+          [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia.options]
+            BinaryName = "/usr/local/nvidia/toolkit/nvidia-container-runtime"
+"""
+RUNC_TABLE = (
     '    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]\n'
-    '      runtime_type = "io.containerd.runc.v2"\n\n',
-    "",
+    '      runtime_type = "io.containerd.runc.v2"\n\n'
 )
+CONTAINERD_TEMPLATE_KINDS = ("pristine", "toolkit", "corrupted")
+
+
+def toolkit_imports(root: Path) -> str:
+    return f'imports = ["{(root / TOOLKIT_DROP_IN).parent}/*.toml"]\n'
+
+
+def containerd_template(kind: str, root: Path) -> str:
+    """The snap's template; as the toolkit leaves it (its import added); or the breakage seen on DGX Spark
+    (research 3.4): the toolkit's import there and the runc runtime table gone."""
+    if kind == "pristine":
+        return SNAP_CONTAINERD_TEMPLATE
+    if kind == "toolkit":
+        return toolkit_imports(root) + SNAP_CONTAINERD_TEMPLATE
+    return toolkit_imports(root) + SNAP_CONTAINERD_TEMPLATE.replace(RUNC_TABLE, "")
 
 
 class ShimError(Exception):
@@ -134,15 +170,20 @@ def snap_paths(root: Path) -> dict[str, Path]:
         "pristine": root / "snap/microk8s/current/default-args/containerd-template.toml",
         "lock": root / "var/snap/microk8s/current/var/lock/clustered.lock",
         "launch_config": root / "var/snap/microk8s/common/.microk8s.yaml",
+        "drop_in": root / TOOLKIT_DROP_IN,
     }
 
 
-def lay_down_snap(root: Path, template: str = SNAP_CONTAINERD_TEMPLATE) -> None:
+def lay_down_snap(root: Path, template: str = "pristine") -> None:
+    """The snap's files; ``template`` other than pristine also lays down the toolkit's drop-in, as it writes both."""
     paths = snap_paths(root)
     for key in ("template", "pristine"):
         paths[key].parent.mkdir(parents=True, exist_ok=True)
     paths["pristine"].write_text(SNAP_CONTAINERD_TEMPLATE)
-    paths["template"].write_text(template)
+    paths["template"].write_text(containerd_template(template, root))
+    if template != "pristine":
+        paths["drop_in"].parent.mkdir(parents=True, exist_ok=True)
+        paths["drop_in"].write_text(TOOLKIT_CONTAINERD_DROP_IN)
 
 
 def snap_record(channel: str) -> dict[str, Any]:
@@ -246,8 +287,10 @@ def snap_remove(call: Call, a: SnapArgs) -> Result:
     if name == "microk8s":
         a.machine.pop("microk8s", None)
         forget_member(call.state, a.machine["hostname"])
-        for path in snap_paths(call.root).values():
-            path.unlink(missing_ok=True)
+        # The toolkit's drop-in is not the snap's: it stays, as on a real machine.
+        for key, path in snap_paths(call.root).items():
+            if key != "drop_in":
+                path.unlink(missing_ok=True)
     return Result(stdout=f"{name} removed\n", mutating=True)
 
 
@@ -590,8 +633,10 @@ def init(directory: Path, seed: dict[str, Any], python: str) -> None:
         if "microk8s" in machine["snaps"]:
             machine["snaps"]["microk8s"] = {**snap_record(machine["snaps"]["microk8s"]["channel"]),
                                             **machine["snaps"]["microk8s"]}
-            corrupted = machine.pop("containerd_template", "") == "corrupted"
-            lay_down_snap(root, CORRUPTED_CONTAINERD_TEMPLATE if corrupted else SNAP_CONTAINERD_TEMPLATE)
+            template = machine.pop("containerd_template", "pristine")
+            if template not in CONTAINERD_TEMPLATE_KINDS:
+                raise ShimError(f"{name}: containerd_template must be one of {CONTAINERD_TEMPLATE_KINDS}")
+            lay_down_snap(root, template)
             machine.setdefault("microk8s", {})
             machine["microk8s"] = {"running": True, "addons": ["ha-cluster"], "addon_args": {},
                                    "role": "standalone", **machine["microk8s"]}

@@ -98,11 +98,12 @@ def test_cluster_upgrade_and_teardown(machines: Machines, k8s_workloads: Cluster
     run = machines.playbook("cluster.yml", "--skip-tags=molecule-notest", extra=GPU_TEST_VARS)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
     changes = mutating(machines.calls())
-    # Phases in order: install+hold everywhere, addons on the controller, joins one at a time, GPU guard.
+    # Phases in order: install+hold everywhere, addons on the controller, joins one at a time.
     assert changes.index("controller snap install") < changes.index("controller microk8s enable")
     assert changes.index("controller microk8s enable") < changes.index("spark-01 microk8s join")
     assert changes.index("spark-01 microk8s join") < changes.index("spark-02 microk8s join")
-    assert changes.index("spark-02 microk8s join") < changes.index("spark-01 snap restart")
+    # The GPU guard finds the snap's template and no toolkit drop-in (the test chart runs no toolkit): nothing to do.
+    assert not [c for c in changes if c.endswith("snap restart")]
     assert all(h["snaps"]["microk8s"]["held"] for h in machines.state()["hosts"].values())
     assert machines.state()["hosts"]["controller"]["microk8s"]["members"] == ["spark-01", "spark-02"]
     assert (Path(machines.directory) / "reports" / "spark-02.json").is_file()

@@ -86,6 +86,8 @@ def test_values_use_microk8s_paths_and_the_host_driver() -> None:
         "CONTAINERD_SOCKET": "/var/snap/microk8s/common/run/containerd.sock",
         "RUNTIME_CONFIG_SOURCE": "file=/var/snap/microk8s/current/args/containerd.toml",
         "CONTAINERD_SET_AS_DEFAULT": "false",
+        # The operator's own default, named so that the containerd guard and the toolkit mean the same file.
+        "RUNTIME_DROP_IN_CONFIG": "/etc/containerd/conf.d/99-nvidia.toml",
     }
     assert "devicePlugin" not in values
 

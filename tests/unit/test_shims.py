@@ -91,3 +91,20 @@ def test_injected_failures_and_gpu_probes(machines: Path) -> None:
     assert run(machines, "controller", "nvidia-smi", "-L").rc == 9
     missing = run(machines, "spark-01", "getent", "hosts", "spark-02", "nowhere")
     assert (missing.rc, missing.stdout.split()) == (2, ["10.77.0.12", "spark-02"])
+
+
+def test_the_toolkit_leaves_its_drop_in_and_an_import_of_its_directory(tmp_path: Path) -> None:
+    shim.init(tmp_path, json.loads((SHIMS / "seeds" / "clustered.json").read_text()), sys.executable)
+    args = "fs/var/snap/microk8s/current/args/containerd-template.toml"
+    drop_in = "fs/etc/containerd/conf.d/99-nvidia.toml"
+    for host in ("spark-01", "spark-02"):
+        template = (tmp_path / host / args).read_text()
+        assert template.startswith(f'imports = ["{tmp_path / host / "fs/etc/containerd/conf.d"}/*.toml"]\n')
+        assert 'runtimes.nvidia.options]\n            BinaryName = "' in (tmp_path / host / drop_in).read_text()
+    assert "runtimes.runc]" in (tmp_path / "spark-01" / args).read_text()
+    assert "runtimes.runc]" not in (tmp_path / "spark-02" / args).read_text()
+    assert not (tmp_path / "controller" / drop_in).exists()
+    # The drop-in is the toolkit's, not the snap's: removing MicroK8s leaves it.
+    run(tmp_path, "spark-01", "snap", "remove", "microk8s")
+    assert not (tmp_path / "spark-01" / args).exists()
+    assert (tmp_path / "spark-01" / drop_in).exists()
