@@ -2,9 +2,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Per-tenant requests and tokens over a time range, from Prometheus, as rows for a billing export.
 
-Limitador counts what the gateway's policies charge: ``authorized_calls`` (requests let through),
-``limited_calls`` (requests refused with 429) and ``authorized_hits`` (tokens charged by the token rate
-limits). The monitoring role's TelemetryPolicy adds the labels ``user`` (tenant id) and ``tier``.
+Limitador counts what the gateway's policies charge: ``authorized_calls`` (calls let through),
+``limited_calls`` (requests refused with 429) and ``authorized_hits`` (what those calls charged). Both
+the request limits (``<tier>-requests``, +1 per request) and the token limits (``<tier>-tokens``, +N per
+response) feed the same counters, told apart only by the limit name label: requests are read from the
+request limits and tokens from the token limits, or each request would be billed as a token too. The
+monitoring role's TelemetryPolicy adds the labels ``user`` (tenant id) and ``tier``.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ class UsageQuery:
     rejected_metric: str = "limited_calls"
     tenant_label: str = "user"
     tier_label: str = "tier"
+    limit_label: str = "limit_name"
+    request_limits: str = ".+-requests"
+    token_limits: str = ".+-tokens"
     bearer_token: str | None = None
     timeout: float = 30.0
 
@@ -48,12 +54,34 @@ class UsageQuery:
     def seconds(self) -> int:
         return int((self.end - self.start).total_seconds())
 
-    def promql(self, metric: str) -> str:
+    def promql(self, metric: str, limits: str | None = None) -> str:
+        """``limits``: a regular expression the limit name must match; None counts every limit."""
         by = f"{self.tenant_label}, {self.tier_label}"
-        return f'sum by ({by}) (increase({metric}{{{self.tenant_label}!=""}}[{self.seconds}s]))'
+        matchers = f'{self.tenant_label}!=""'
+        if limits is not None:
+            matchers += f",{self.limit_label}=~{json.dumps(limits)}"
+        return f"sum by ({by}) (increase({metric}{{{matchers}}}[{self.seconds}s]))"
+
+    def columns(self) -> dict[str, tuple[str, str | None]]:
+        """Report column -> (counter, limit-name pattern). A refusal is one request whichever limit refused it."""
+        return {
+            "requests": (self.request_metric, self.request_limits),
+            "rejected_requests": (self.rejected_metric, None),
+            "tokens": (self.token_metric, self.token_limits),
+        }
 
 
 Fetch = Callable[[str, dict[str, str], float], bytes]
+
+
+def base_url(url: str) -> str:
+    """The Prometheus address an API URL was built from: what the operator configured."""
+    return url.split("?", maxsplit=1)[0].removesuffix("/api/v1/query")
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", exc)
+    return str(getattr(reason, "strerror", None) or reason).lower()
 
 
 def urllib_fetch(url: str, headers: dict[str, str], timeout: float) -> bytes:
@@ -61,9 +89,11 @@ def urllib_fetch(url: str, headers: dict[str, str], timeout: float) -> bytes:
         with open_url(url, headers=headers, timeout=timeout) as resp:
             return resp.read()
     except urllib.error.HTTPError as exc:
-        raise UsageError(f"Prometheus answered HTTP {exc.code}: {exc.read()[:300]!r}") from exc
+        if exc.code == 404:
+            raise UsageError(f"no Prometheus API at {base_url(url)} (HTTP 404 on /api/v1/query)") from exc
+        raise UsageError(f"Prometheus at {base_url(url)} answered HTTP {exc.code}: {exc.read()[:300]!r}") from exc
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise UsageError(f"cannot reach Prometheus at {url.split('?', maxsplit=1)[0]}: {exc}") from exc
+        raise UsageError(f"no Prometheus answers at {base_url(url)} ({_reason(exc)})") from exc
 
 
 def parse_time(value: str, now: datetime) -> datetime:
@@ -106,9 +136,8 @@ def collect(q: UsageQuery, fetch: Fetch = urllib_fetch) -> list[dict[str, Any]]:
     if q.seconds <= 0:
         raise UsageError(f"the range is empty: start {q.start.isoformat()} is not before end {q.end.isoformat()}")
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    columns = {"requests": q.request_metric, "rejected_requests": q.rejected_metric, "tokens": q.token_metric}
-    for column, metric in columns.items():
-        for sample in instant_query(q, q.promql(metric), fetch):
+    for column, (metric, limits) in q.columns().items():
+        for sample in instant_query(q, q.promql(metric, limits), fetch):
             labels = sample.get("metric") or {}
             key = (str(labels.get(q.tenant_label, "")), str(labels.get(q.tier_label, "")))
             row = rows.setdefault(
@@ -130,7 +159,7 @@ def to_json(q: UsageQuery, rows: list[dict[str, Any]]) -> str:
     document = {
         "start": q.start.isoformat(),
         "end": q.end.isoformat(),
-        "metrics": {"requests": q.request_metric, "rejected_requests": q.rejected_metric, "tokens": q.token_metric},
+        "metrics": {column: q.promql(metric, limits) for column, (metric, limits) in q.columns().items()},
         "tenants": rows,
         "totals": {column: sum(row[column] for row in rows) for column in ("requests", "rejected_requests", "tokens")},
     }

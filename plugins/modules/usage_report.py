@@ -14,7 +14,8 @@ description:
   - Asks Prometheus how many requests each tenant made, how many were refused and how many tokens were
     charged between O(start) and O(end), and writes the result as CSV and JSON (billing export).
   - Counts come from Limitador's metrics with the C(user) and C(tier) labels the monitoring role's
-    TelemetryPolicy adds.
+    TelemetryPolicy adds. Request and token limits share Limitador's counters; requests are counted on the
+    limits whose name matches O(request_limits) and tokens on those matching O(token_limits).
 options:
   prometheus_url:
     description: Prometheus base URL, for example C(http://prometheus-operated.monitoring:9090).
@@ -54,6 +55,18 @@ options:
     description: Label holding the tier.
     type: str
     default: tier
+  limit_label:
+    description: Label holding the Limitador limit name.
+    type: str
+    default: limit_name
+  request_limits:
+    description: Regular expression matching the names of the request limits (the policies role's C(<tier>-requests)).
+    type: str
+    default: .+-requests
+  token_limits:
+    description: Regular expression matching the names of the token limits (the policies role's C(<tier>-tokens)).
+    type: str
+    default: .+-tokens
   bearer_token:
     description: Token for a Prometheus behind authentication.
     type: str
@@ -127,6 +140,9 @@ def argspec() -> Dict[str, Any]:
         "rejected_metric": {"type": "str", "default": "limited_calls"},
         "tenant_label": {"type": "str", "default": "user"},
         "tier_label": {"type": "str", "default": "tier"},
+        "limit_label": {"type": "str", "default": "limit_name"},
+        "request_limits": {"type": "str", "default": ".+-requests"},
+        "token_limits": {"type": "str", "no_log": False, "default": ".+-tokens"},
         "bearer_token": {"type": "str", "no_log": True},
         "timeout": {"type": "float", "default": 30},
     }
@@ -166,6 +182,9 @@ def main() -> None:
             rejected_metric=p["rejected_metric"],
             tenant_label=p["tenant_label"],
             tier_label=p["tier_label"],
+            limit_label=p["limit_label"],
+            request_limits=p["request_limits"],
+            token_limits=p["token_limits"],
             bearer_token=p["bearer_token"],
             timeout=p["timeout"],
         )

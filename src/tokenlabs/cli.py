@@ -29,6 +29,7 @@ PRODUCTION_INVENTORY = REPO_ROOT / "inventory" / "production"
 ARTIFACTS_ENV = "TOKENLABS_ARTIFACTS"
 TENANT_LOOKUP_TASK = "Tenant | Look the tenant up"
 TENANT_APPLY_TASK = "Tenant | Apply the change"
+USAGE_QUERY_TASK = "Usage report | Query Prometheus and write the files"
 
 _STATUS = {
     "runner_on_ok": "ok",
@@ -40,6 +41,14 @@ _STATUS = {
 
 class CliError(RuntimeError):
     """A failure worth one line to the operator, not a traceback."""
+
+
+class TaskFailed(CliError):
+    """A playbook task failed: which one, where, and the message it gave."""
+
+    def __init__(self, task: str, host: str, message: str) -> None:
+        super().__init__(f"task '{task}' failed on {host}: {message}")
+        self.task, self.host, self.message = task, host, message
 
 
 def progress_printer(stream: TextIO) -> Callable[[dict[str, Any]], None]:
@@ -142,7 +151,7 @@ def run(
     if not result.ok:
         if result.failures:
             first = result.failures[0]
-            raise CliError(f"task '{first['task']}' failed on {first['host']}: {first['message']}")
+            raise TaskFailed(first["task"], first["host"], first["message"])
         raise CliError(f"{playbook} {result.status} (rc {result.rc}); see {result.artifacts}")
     return result
 
@@ -181,7 +190,13 @@ def cmd_usage(args: argparse.Namespace) -> int:
     }
     if args.prometheus_url:
         extravars["usage_report_prometheus_url"] = args.prometheus_url
-    run(args, "playbooks/usage_report.yml", extravars=extravars)
+    try:
+        run(args, "playbooks/usage_report.yml", extravars=extravars)
+    except TaskFailed as exc:
+        # The query's own message names the Prometheus it tried; the task name would only bury it.
+        if exc.task == USAGE_QUERY_TASK:
+            raise CliError(exc.message) from None
+        raise
     return 0
 
 

@@ -88,9 +88,11 @@ def test_report_for_a_month_queries_increase_over_the_range_and_writes_csv_and_j
     # One instant query per counter, at the end of the range, over exactly the range (31 days).
     assert {q["path"] for q in queries} == {"/api/v1/query"}
     assert {q["time"] for q in queries} == {"1793491200.000"}
-    assert sorted(q["query"] for q in queries) == sorted(
-        f'sum by (user, tier) (increase({m}{{user!=""}}[2678400s]))' for m in SAMPLES
-    )
+    assert sorted(q["query"] for q in queries) == [
+        'sum by (user, tier) (increase(authorized_calls{user!="",limit_name=~".+-requests"}[2678400s]))',
+        'sum by (user, tier) (increase(authorized_hits{user!="",limit_name=~".+-tokens"}[2678400s]))',
+        'sum by (user, tier) (increase(limited_calls{user!=""}[2678400s]))',
+    ]
 
     rows = list(csv.DictReader((tmp_path / "2026-10.csv").open()))
     assert rows == [
@@ -101,7 +103,7 @@ def test_report_for_a_month_queries_increase_over_the_range_and_writes_csv_and_j
     assert document["start"] == "2026-10-01T00:00:00+00:00"
     assert document["end"] == "2026-11-01T00:00:00+00:00"
     assert document["totals"] == {"requests": 1300, "rejected_requests": 3, "tokens": 529991}
-    assert document["metrics"]["tokens"] == "authorized_hits"
+    assert document["metrics"]["tokens"] == sorted(q["query"] for q in queries)[1]
 
 
 def test_an_unreachable_prometheus_fails_with_its_address(tmp_path: Path) -> None:
@@ -112,7 +114,7 @@ def test_an_unreachable_prometheus_fails_with_its_address(tmp_path: Path) -> Non
         usage_report_name="x",
     )
     assert proc.returncode != 0
-    assert "cannot reach Prometheus at http://127.0.0.1:9/api/v1/query" in proc.stdout
+    assert "no Prometheus answers at http://127.0.0.1:9 (connection refused)" in proc.stdout
     assert not (tmp_path / "x.csv").exists()
 
 
@@ -128,3 +130,30 @@ def test_an_empty_range_is_refused(prometheus: tuple[str, list[dict[str, str]]],
     assert proc.returncode != 0
     assert "the range is empty" in proc.stdout
     assert queries == []
+
+
+USAGE_ARGS = ("--prometheus-url", "http://127.0.0.1:9", "--output")
+
+
+def test_the_usage_command_without_prometheus_says_so_in_one_line(tmp_path: Path) -> None:
+    venv_bin = Path(sys.executable).parent
+    proc = subprocess.run(
+        [
+            str(venv_bin / "tokenlabs"),
+            "usage",
+            "-i",
+            "inventory/production",
+            "--since",
+            "24h",
+            *USAGE_ARGS,
+            str(tmp_path),
+        ],
+        cwd=REPO_ROOT,
+        env={"PATH": f"{venv_bin}:/usr/bin:/bin", "TOKENLABS_ARTIFACTS": str(tmp_path / "runs"), "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[-1] == "tokenlabs: no Prometheus answers at http://127.0.0.1:9 (connection refused)"

@@ -107,3 +107,14 @@ def test_every_tenant_write_but_revoke_hands_the_key_file_to_the_playbook(monkey
         cli.main(["tenant", *argv])
     handed = ["key_file" in call["extravars"] for call in fake.calls]
     assert handed == [True, True, True, False]
+
+
+def test_usage_without_prometheus_is_one_line_naming_the_url(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_prometheus(*_: object, **__: object) -> None:
+        raise cli.TaskFailed(cli.USAGE_QUERY_TASK, "localhost", "no Prometheus answers at http://p:9090 (refused)")
+
+    monkeypatch.setattr(cli, "run", no_prometheus)
+    assert cli.main(["usage", "--since", "24h", "--prometheus-url", "http://p:9090"]) == 1
+    assert capsys.readouterr().err == "tokenlabs: no Prometheus answers at http://p:9090 (refused)\n"
