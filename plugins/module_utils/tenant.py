@@ -39,9 +39,20 @@ KEY_ROLE_LABEL = "tokenlabs.io/key"
 ROLE_CURRENT = "current"
 ROLE_PREVIOUS = "previous"
 EXPIRES_ANNOTATION = "tokenlabs.io/expires-at"
+HANDOVER_ANNOTATION = "tokenlabs.io/handover-at"
+
+# Authorino keeps an API key's identity (and so its tier) until the key value itself changes: a patched tier
+# annotation alone is ignored. It does take a Secret of another name holding the same key as the key's new
+# holder, and the tenant's own Secret again when that one changes next. A tier change therefore hands the key
+# over: a short-lived Secret with the key and the new tier, the tenant's Secret patched (tier and a hand-over
+# stamp), then, once Authorino has taken both in order, the short-lived Secret deleted. The key authenticates
+# throughout. A hand-over Secret left by an interrupted run expires after HANDOVER_SECONDS and is finished the
+# same way by the next run: deleting it without touching the tenant's Secret would revoke the key.
+HANDOVER_SECONDS = 300
+HANDOVER_SETTLE_SECONDS = 2.0
 
 RESERVED_LABELS = frozenset([*CONTRACT_LABELS, MANAGED_BY_LABEL, TENANT_LABEL, KEY_ROLE_LABEL])
-RESERVED_ANNOTATIONS = frozenset([TIER_ANNOTATION, USER_ID_ANNOTATION, EXPIRES_ANNOTATION])
+RESERVED_ANNOTATIONS = frozenset([TIER_ANNOTATION, USER_ID_ANNOTATION, EXPIRES_ANNOTATION, HANDOVER_ANNOTATION])
 
 KEY_PREFIX = "tlabs_sk_"
 KEY_HEX_LENGTH = 48
@@ -330,12 +341,16 @@ class Write:
         tenant: str,
         body: Optional[Dict[str, Any]] = None,
         resource_version: Optional[str] = None,
+        *,
+        settle: float = 0.0,
     ) -> None:
         self.verb = verb
         self.name = name
         self.tenant = tenant
         self.body = body
         self.resource_version = resource_version
+        # Seconds to wait before this write, so that Authorino has taken the writes before it.
+        self.settle = settle
 
     def __repr__(self) -> str:
         return "Write({0}, {1})".format(self.verb, self.name)
@@ -383,6 +398,8 @@ class TenantPlan:
         self.before: Dict[str, Any] = {}
         self.after: Dict[str, Any] = {}
         self.facts: Optional[Dict[str, Any]] = None
+        # A tier change planned without the key (bulk listing): the hand-over needs a read of the Secret.
+        self.handover_pending = False
 
     @property
     def changed(self) -> bool:
@@ -503,13 +520,67 @@ def plan_tenant(
         after_current = _plan_update(
             plan, spec, namespace, current, tier=tier, key_factory=key_factory if key_known else None
         )
-    after_previous = _plan_previous(plan, spec, namespace, previous, tier=tier, old_key=old_key, now=now)
+    holders = [p for p in previous if old_key is not None and decode_key(p) == old_key]
+    after_previous = _plan_previous(
+        plan, spec, namespace, [p for p in previous if p not in holders], tier=tier, old_key=old_key, now=now
+    )
+    if plan.key_action == "rotated":
+        # The old key's hand-over holder must not keep a replaced key alive; it goes first, since a grace-period
+        # Secret for that key takes the same name.
+        plan.writes[:0] = [_delete(holder, spec.name) for holder in holders]
+    elif current is not None:
+        if old_key is not None:
+            after_current = _plan_handover(
+                plan, spec, namespace=namespace, current=current, after_current=after_current, holders=holders,
+                tier=tier, key=old_key, now=now,
+            )
+        elif annotations_of(current).get(TIER_ANNOTATION) != tier:
+            plan.handover_pending = True
     # The write that may replace the key goes last: should an earlier one fail (keeping the old key for its
-    # grace period, say), the old key still authenticates and no new key has been handed out yet.
+    # grace period, say), the old key still authenticates and no new key has been handed out yet. A hand-over
+    # Secret goes only after the tenant's own Secret has been written.
     main = secret_name(spec.name)
-    plan.writes.sort(key=lambda write: write.name == main)
+    plan.writes.sort(key=lambda write: 2 if write.settle else int(write.name == main))
     plan.after = _state_view(after_current, after_previous)
     return plan
+
+
+def _plan_handover(
+    plan: TenantPlan,
+    spec: TenantSpec,
+    *,
+    namespace: str,
+    current: Dict[str, Any],
+    after_current: Dict[str, Any],
+    holders: List[Dict[str, Any]],
+    tier: str,
+    key: str,
+    now: datetime.datetime,
+) -> Dict[str, Any]:
+    """Make Authorino see a tier change (or finish an interrupted one); see HANDOVER_SECONDS."""
+    if annotations_of(current).get(TIER_ANNOTATION) == tier and not holders:
+        return after_current
+    name = previous_secret_name(spec.name, key)
+    if not any(_meta(h).get("name") == name for h in holders):
+        expires = format_time(now + datetime.timedelta(seconds=HANDOVER_SECONDS))
+        body = build_secret(
+            spec.name, tier, key, namespace, labels=spec.labels, annotations=spec.annotations,
+            previous_of=name, expires_at=expires,
+        )
+        plan.writes.append(Write(Write.CREATE, name, spec.name, body=body))
+    main = secret_name(spec.name)
+    stamp = {HANDOVER_ANNOTATION: format_time(now)}
+    for write in plan.writes:
+        if write.verb == Write.PATCH and write.name == main and write.body is not None:
+            write.body["metadata"].setdefault("annotations", {}).update(stamp)
+            break
+    else:
+        patch = {"metadata": {"annotations": stamp, "resourceVersion": _meta(current).get("resourceVersion")}}
+        plan.writes.append(Write(Write.PATCH, main, spec.name, body=patch))
+    holder_names = {_meta(h).get("name") for h in holders} | {name}
+    for holder in sorted(holder_names):
+        plan.writes.append(Write(Write.DELETE, holder, spec.name, settle=HANDOVER_SETTLE_SECONDS))
+    return _apply_patch(after_current, {"metadata": {"annotations": stamp}})
 
 
 def _plan_create(plan: TenantPlan, spec: TenantSpec, namespace: str, key_factory: Callable[[], str]) -> Dict[str, Any]:

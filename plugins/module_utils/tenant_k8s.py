@@ -197,8 +197,10 @@ def _server_message(exc: Any) -> str:
         return str(getattr(exc, "reason", exc))
 
 
-def _apply_plan(api: TenantApi, plan: TenantPlan) -> None:
+def _apply_plan(api: TenantApi, plan: TenantPlan, sleep: Callable[[float], None] = time.sleep) -> None:
     for write in plan.writes:
+        if write.settle:
+            sleep(write.settle)
         try:
             api.apply_write(write)
         except ConflictError:
@@ -232,7 +234,7 @@ def reconcile_tenant(
         if key_file is not None and plan.new_key:
             key_file.deliver({spec.name: plan.new_key})
         try:
-            _apply_plan(api, plan)
+            _apply_plan(api, plan, sleep)
         except ConflictError:
             sleep(0.05 * (attempt + 1))
             continue
@@ -288,6 +290,8 @@ def reconcile_tenants(
 
     def run(plan: TenantPlan) -> Optional[str]:
         try:
+            if plan.handover_pending:
+                return _handover_one(api, plan, by_name[plan.tenant])
             _apply_plan(api, plan)
         except ConflictError:
             return _retry_one(api, plan, by_name.get(plan.tenant))
@@ -309,6 +313,25 @@ def reconcile_tenants(
         if stored:
             key_file.deliver(stored)
     return bulk, errors
+
+
+def _handover_one(api: TenantApi, plan: TenantPlan, spec: TenantSpec) -> Optional[str]:
+    """A tier change found by the bulk listing, which carries no keys: read this tenant's Secrets and hand over."""
+
+    def no_new_key() -> str:
+        raise TenantError("its key is missing or malformed: repair it with a rotation first")
+
+    for _attempt in range(CONFLICT_ATTEMPTS):
+        current = api.get(secret_name(spec.name))
+        fresh = plan_tenant(spec, api.namespace, current, api.previous(spec.name), key_factory=no_new_key)
+        try:
+            _apply_plan(api, fresh)
+        except ConflictError:
+            time.sleep(0.05)
+            continue
+        plan.writes = fresh.writes
+        return None
+    return "{0}: the Secret kept changing (409 Conflict)".format(spec.name)
 
 
 def _new_keys(bulk: BulkPlan) -> Dict[str, str]:

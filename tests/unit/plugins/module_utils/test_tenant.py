@@ -178,7 +178,8 @@ CASES = [
     ("no-op", {"tier": "pro"}, existing(), [], [], None, None),
     ("no-op-tier-omitted", {}, existing(), [], [], None, None),
     ("no-op-same-key", {"tier": "pro", "api_key": KEY_A}, existing(), [], [], None, None),
-    ("retier", {"tier": "enterprise"}, existing(), [], ["patch"], None, None),
+    # Authorino only sees a tier change through a second holder of the key: create it, patch, then delete it.
+    ("retier", {"tier": "enterprise"}, existing(), [], ["create", "patch", "delete"], None, None),
     ("rotate", {"rotate_key": True}, existing(), [], ["patch"], "rotated", KEY_C),
     (
         "rotate-grace",
@@ -193,7 +194,9 @@ CASES = [
     ("rotate-to-given", {"api_key": KEY_B}, existing(), [], ["patch"], "rotated", KEY_B),
     ("expired-prev", {}, existing(), [previous(expires=NOW)], ["delete"], None, None),
     ("valid-prev", {}, existing(), [previous()], [], None, None),
-    ("retier-prev", {"tier": "free"}, existing(), [previous()], ["patch", "patch"], None, None),
+    ("retier-prev", {"tier": "free"}, existing(), [previous()], ["patch", "create", "patch", "delete"], None, None),
+    # A hand-over an interrupted run left behind is finished, never just deleted (that would revoke the key).
+    ("handover-left", {"tier": "pro"}, existing(), [previous(key=KEY_A, expires=NOW)], ["patch", "delete"], None, None),
     ("absent", {"state": "absent"}, existing(), [previous()], ["delete", "delete"], None, None),
     ("absent-missing", {"state": "absent"}, None, [], [], None, None),
 ]
@@ -209,10 +212,45 @@ def test_plan_table(case):
     assert p.new_key == new_key
 
 
-def test_retier_patches_only_the_annotation():
+def test_retier_hands_the_key_over_so_authorino_sees_the_new_tier():
     p = plan(spec(tier="enterprise"), existing())
-    (write,) = p.writes
-    assert write.body == {"metadata": {"annotations": {"kuadrant.io/groups": "enterprise"}, "resourceVersion": "7"}}
+    holder, patch, delete = p.writes
+    assert holder.verb == "create" and holder.settle == 0
+    assert t.decode_key(holder.body) == KEY_A
+    assert holder.body["metadata"]["annotations"]["kuadrant.io/groups"] == "enterprise"
+    assert holder.body["metadata"]["labels"]["tokenlabs.io/key"] == "previous"
+    assert patch.name == "tenant-acme"
+    assert patch.body == {
+        "metadata": {
+            "annotations": {"kuadrant.io/groups": "enterprise", "tokenlabs.io/handover-at": "2025-06-01T12:00:00Z"},
+            "resourceVersion": "7",
+        }
+    }
+    assert "data" not in patch.body
+    assert (delete.verb, delete.name) == ("delete", holder.name)
+    assert delete.settle > 0
+    assert p.after["tenant-acme"]["annotations"]["kuadrant.io/groups"] == "enterprise"
+    assert holder.name not in p.after
+
+
+def test_a_rotation_needs_no_hand_over():
+    p = plan(spec(tier="enterprise", rotate_key=True), existing())
+    assert [w.verb for w in p.writes] == ["patch"]
+
+
+def test_a_rotation_removes_a_hand_over_holder_of_the_replaced_key():
+    holder = previous(key=KEY_A)
+    p = plan(spec(rotate_key=True), existing(), [holder])
+    assert [(w.verb, w.name) for w in p.writes] == [("delete", t._meta(holder)["name"]), ("patch", "tenant-acme")]
+    graced = plan(spec(rotate_key=True, previous_key_ttl="1h"), existing(), [holder])
+    name = t._meta(holder)["name"]
+    assert [(w.verb, w.name) for w in graced.writes] == [("delete", name), ("create", name), ("patch", "tenant-acme")]
+
+
+def test_bulk_listing_without_keys_marks_the_hand_over_pending():
+    p = plan(spec(tier="enterprise"), existing(), key_known=False)
+    assert p.handover_pending is True
+    assert [w.verb for w in p.writes] == ["patch"]
 
 
 def test_rotation_patch_carries_the_new_key_and_resource_version():

@@ -55,7 +55,9 @@ def test_update_tier_keeps_key(api):
     result = run(tenant, {"name": "acme", "tier": "enterprise"}, diff=True)
     assert result["changed"] is True
     assert "api_key" not in result
-    assert api.writes == writes + 1
+    # The key is handed over (a short-lived second holder, the patch, its removal) so Authorino sees the tier.
+    assert api.writes == writes + 3
+    assert set(api.store) == {"tenant-acme"}
     assert t.decode_key(api.store["tenant-acme"]) == created["api_key"]
     assert created["api_key"] not in repr(result["diff"])
     assert result["tenant"]["tier"] == "enterprise"
@@ -333,3 +335,17 @@ def test_revoke_of_an_unknown_tenant_says_it_did_not_exist(api):
     assert result["existed"] is False
     run(tenant, {"name": "acme", "tier": "pro"})
     assert run(tenant, {"name": "acme", "state": "absent"})["existed"] is True
+
+
+def test_bulk_retier_hands_the_key_over_like_the_single_module(api):
+    run(tenants, {"tenants": [{"name": "a", "tier": "pro"}]})
+    key = t.decode_key(api.store["tenant-a"])
+    api.calls.clear()
+    result = run(tenants, {"tenants": [{"name": "a", "tier": "free"}]})
+    assert result["updated"] == ["a"]
+    holder = t.previous_secret_name("a", key)
+    writes = [c for c in api.calls if c[0] in ("create", "patch", "delete")]
+    assert writes == [("create", holder), ("patch", "tenant-a"), ("delete", holder)]
+    assert set(api.store) == {"tenant-a"}
+    assert t.annotations_of(api.store["tenant-a"])["kuadrant.io/groups"] == "free"
+    assert t.decode_key(api.store["tenant-a"]) == key
