@@ -41,6 +41,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -724,14 +725,21 @@ def main(argv: list[str] | None = None) -> int:
     kubelet = Kubelet(api, args.run_dir, json.loads(args.images.read_text()), api_port, args.service_cidr)
     kubelet.ca_cert = base64.b64decode(cluster["certificate-authority-data"])
     stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        kubelet.log(f"stopping on signal {signal.Signals(signum).name}")
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     try:
         while not stop.is_set():
             try:
                 kubelet.step()
             except (ApiException, OSError) as exc:
                 kubelet.log(f"API: {exc}")
+            except Exception:  # one bad object must not take every controller down with the kubelet
+                kubelet.log(f"step failed:\n{traceback.format_exc()}")
             stop.wait(_POLL)
     finally:
         kubelet.stop()

@@ -157,8 +157,12 @@ def collect(api: client.ApiClient, kinds: tuple[Kind, ...] = KINDS) -> list[Row]
                     )
                 )
             for entry in entries:
+                conditions = entry.get("conditions") or []
+                # Policy controllers add entries of their own (kuadrant.io/AuthPolicyAffected, ...): not ours to judge.
+                if conditions and not any(c.get("type") in kind.conditions for c in conditions):
+                    continue
                 ref = entry.get("parentRef") or entry.get("ancestorRef") or {}
-                rows += _rows(kind, obj, entry.get("conditions") or [], _parent_name(ref))
+                rows += _rows(kind, obj, conditions, _parent_name(ref))
     return rows
 
 
