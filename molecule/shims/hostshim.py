@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 MICROK8S_PORTS = (16443, 25000, 10250, 19001)
-SNAP_VERSIONS = {"1.32": "v1.32.9", "1.33": "v1.33.5", "1.34": "v1.34.1", "1.35": "v1.35.0"}
+SNAP_VERSIONS = {"1.33": "v1.33.5", "1.34": "v1.34.1", "1.35": "v1.35.0", "1.36": "v1.36.5", "1.37": "v1.37.0"}
 KNOWN_ADDONS = {
     "cert-manager", "dns", "ha-cluster", "helm", "helm3", "hostpath-storage", "ingress", "metallb",
     "metrics-server", "nvidia", "gpu", "observability", "rbac", "registry",

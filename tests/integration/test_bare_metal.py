@@ -7,6 +7,7 @@ and removes MicroK8s workers first.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -19,15 +20,15 @@ import pytest
 from kubernetes import client
 
 from tests.conftest import REPO_ROOT, Cluster
+from tokenlabs.lab import sources
 
 SHIMS = REPO_ROOT / "molecule" / "shims"
-TEST_CHART = REPO_ROOT / "molecule" / "gpu_operator" / "charts" / "gpu-operator-test"
-# The CUDA pod needs a real GPU; the test chart stands in for NVIDIA's.
-UPGRADE_VARS = {"upgrade_channel": "1.34/stable", "upgrade_platform": False}
+UPGRADE_VARS = {"upgrade_channel": "1.37/stable", "upgrade_platform": False}
+# The real GPU Operator chart at its pin; its operator does not run here, so the test creates the RuntimeClass
+# the operator would, under a name of its own.
 GPU_TEST_VARS = {
-    "gpu_operator_chart_ref": str(TEST_CHART),
+    "gpu_operator_chart_ref": str(sources.chart_path("gpu-operator")),
     "gpu_operator_chart_repo_url": "",
-    "gpu_operator_chart_version": "0.0.0-test",
     "gpu_operator_runtime_class": "nvidia-bare-metal-test",
     "gpu_operator_wait_timeout": 60,
 }
@@ -95,6 +96,9 @@ def mutating(calls: list[dict[str, Any]]) -> list[str]:
 
 @pytest.mark.workloads
 def test_cluster_upgrade_and_teardown(machines: Machines, k8s_workloads: Cluster) -> None:
+    runtime_class = {"metadata": {"name": GPU_TEST_VARS["gpu_operator_runtime_class"]}, "handler": "nvidia"}
+    with contextlib.suppress(client.exceptions.ApiException):
+        client.NodeV1Api(k8s_workloads.api).create_runtime_class(runtime_class)
     run = machines.playbook("cluster.yml", "--skip-tags=molecule-notest", extra=GPU_TEST_VARS)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
     changes = mutating(machines.calls())
@@ -102,7 +106,7 @@ def test_cluster_upgrade_and_teardown(machines: Machines, k8s_workloads: Cluster
     assert changes.index("controller snap install") < changes.index("controller microk8s enable")
     assert changes.index("controller microk8s enable") < changes.index("spark-01 microk8s join")
     assert changes.index("spark-01 microk8s join") < changes.index("spark-02 microk8s join")
-    # The GPU guard finds the snap's template and no toolkit drop-in (the test chart runs no toolkit): nothing to do.
+    # The GPU guard finds the snap's template and no toolkit drop-in (no toolkit runs here): nothing to do.
     assert not [c for c in changes if c.endswith("snap restart")]
     assert all(h["snaps"]["microk8s"]["held"] for h in machines.state()["hosts"].values())
     assert machines.state()["hosts"]["controller"]["microk8s"]["members"] == ["spark-01", "spark-02"]
@@ -115,10 +119,10 @@ def test_cluster_upgrade_and_teardown(machines: Machines, k8s_workloads: Cluster
     refreshes = [
         c["host"]
         for c in machines.calls()[before:]
-        if c["argv"][:2] == ["snap", "refresh"] and "--channel=1.34/stable" in c["argv"]
+        if c["argv"][:2] == ["snap", "refresh"] and "--channel=1.37/stable" in c["argv"]
     ]
     assert refreshes == ["controller", "spark-01", "spark-02"]
-    assert {h["snaps"]["microk8s"]["channel"] for h in machines.state()["hosts"].values()} == {"1.34/stable"}
+    assert {h["snaps"]["microk8s"]["channel"] for h in machines.state()["hosts"].values()} == {"1.37/stable"}
     assert all(h["snaps"]["microk8s"]["held"] for h in machines.state()["hosts"].values())
     assert run.stdout.count("Upgrade | Cordon and drain the node") == 3
     core = client.CoreV1Api(k8s_workloads.api)
