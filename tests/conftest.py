@@ -6,6 +6,7 @@ if missing; workload tests expect nodes named like the lab inventory's).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -144,3 +145,18 @@ def kuadrant_crds(k8s_cluster: Cluster) -> Cluster:
         capture_output=True,
     )
     return k8s_cluster
+
+
+@contextlib.contextmanager
+def unwritable_key_paths(tmp_path: Path) -> Iterator[list[str]]:
+    """Key-file paths nothing may write: one in /sys, a directory, and (where chattr +i works) a file in an
+    immutable directory, which root cannot write either."""
+    immutable = tmp_path / "immutable"
+    immutable.mkdir()
+    paths = ["/sys/tokenlabs-tenant.key", str(tmp_path)]
+    if subprocess.run(["chattr", "+i", str(immutable)], capture_output=True, check=False).returncode == 0:
+        paths.append(str(immutable / "k"))
+    try:
+        yield paths
+    finally:
+        subprocess.run(["chattr", "-i", str(immutable)], capture_output=True, check=False)

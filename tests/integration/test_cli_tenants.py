@@ -10,7 +10,7 @@ from pathlib import Path
 
 from kubernetes import client
 
-from tests.conftest import REPO_ROOT, Cluster
+from tests.conftest import REPO_ROOT, Cluster, unwritable_key_paths
 
 TOKENLABS = str(Path(sys.executable).parent / "tokenlabs")
 KEY = re.compile(r"tlabs_sk_[0-9a-f]{48}")
@@ -89,20 +89,15 @@ def test_no_key_is_lost_when_the_key_file_cannot_be_written(k8s_cluster: Cluster
     artifacts = tmp_path / "runs"
     assert _tenant(k8s_cluster, artifacts, "add", "cli-keep", "--tier", "pro").returncode == 0
     before = _secret_state(core, "tenant-cli-")
-    immutable = tmp_path / "immutable"
-    immutable.mkdir()
-    paths = ["/sys/tokenlabs-tenant.key", str(tmp_path)]
-    if subprocess.run(["chattr", "+i", str(immutable)], capture_output=True, check=False).returncode == 0:
-        paths.append(str(immutable / "k"))
     try:
-        for path in paths:
-            added = _tenant(k8s_cluster, artifacts, "add", "cli-fresh", "--tier", "pro", "--key-file", path)
-            assert added.returncode == 1 and "key file" in added.stderr.splitlines()[-1], added.stderr[-2000:]
-            rotated = _tenant(k8s_cluster, artifacts, "rotate", "cli-keep", "--key-file", path)
-            assert rotated.returncode == 1 and "key file" in rotated.stderr.splitlines()[-1], rotated.stderr[-2000:]
-            assert _secret_state(core, "tenant-cli-") == before, path
+        with unwritable_key_paths(tmp_path) as paths:
+            for path in paths:
+                added = _tenant(k8s_cluster, artifacts, "add", "cli-fresh", "--tier", "pro", "--key-file", path)
+                assert added.returncode == 1 and "key file" in added.stderr.splitlines()[-1], added.stderr[-2000:]
+                rotated = _tenant(k8s_cluster, artifacts, "rotate", "cli-keep", "--key-file", path)
+                assert rotated.returncode == 1 and "key file" in rotated.stderr.splitlines()[-1], rotated.stderr[-2000:]
+                assert _secret_state(core, "tenant-cli-") == before, path
     finally:
-        subprocess.run(["chattr", "-i", str(immutable)], capture_output=True, check=False)
         _tenant(k8s_cluster, artifacts, "revoke", "cli-keep")
 
 

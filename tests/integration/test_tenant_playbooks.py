@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 from kubernetes import client
 
-from tests.conftest import REPO_ROOT, Cluster
+from tests.conftest import REPO_ROOT, Cluster, unwritable_key_paths
 from tokenlabs import runner
 
 KEY_RE = re.compile(r"tlabs_sk_[0-9a-f]{48}")
@@ -125,20 +125,13 @@ def test_no_key_is_lost_when_the_key_file_cannot_be_written(
     nothing on the server, because the new key could not be handed over."""
     assert tenant_play(k8s_cluster, namespace, tenant="keep", tier="pro").returncode == 0
     before = stored_keys(k8s_cluster, namespace)
-    immutable = tmp_path / "immutable"
-    immutable.mkdir()
-    paths = ["/sys/tokenlabs-tenant.key", str(tmp_path)]
-    if subprocess.run(["chattr", "+i", str(immutable)], capture_output=True, check=False).returncode == 0:
-        paths.append(str(immutable / "k"))
-    try:
+    with unwritable_key_paths(tmp_path) as paths:
         for path in paths:
             added = tenant_play(k8s_cluster, namespace, action="add", tenant="fresh", tier="pro", key_file=path)
             assert added.returncode != 0 and "key file" in added.stdout, (path, added.stdout[-2000:])
             rotated = tenant_play(k8s_cluster, namespace, action="rotate", tenant="keep", key_file=path)
             assert rotated.returncode != 0 and "key file" in rotated.stdout, (path, rotated.stdout[-2000:])
             assert stored_keys(k8s_cluster, namespace) == before, path
-    finally:
-        subprocess.run(["chattr", "-i", str(immutable)], capture_output=True, check=False)
 
 
 def test_clear_errors_and_an_honest_revoke(k8s_cluster: Cluster, namespace: str) -> None:

@@ -87,43 +87,21 @@ def _list(api: client.ApiClient, kind: Kind) -> list[dict[str, Any]]:
 
 def _rows(kind: Kind, obj: dict[str, Any], conditions: list[dict[str, Any]], parent: str) -> list[Row]:
     meta = obj["metadata"]
-    generation = meta.get("generation", 0)
+    namespace, generation = meta.get("namespace", ""), meta.get("generation", 0)
     found = {c.get("type"): c for c in conditions}
     rows = []
     for wanted in kind.conditions:
         cond = found.get(wanted)
         if cond is None:
-            rows.append(
-                Row(
-                    kind.kind,
-                    meta.get("namespace", ""),
-                    meta["name"],
-                    wanted,
-                    "Unknown",
-                    "NoStatus",
-                    "the controller has not reported it",
-                    False,
-                    parent,
-                )
-            )
-            continue
-        current = cond.get("observedGeneration", generation) >= generation
-        message = str(cond.get("message", ""))
-        if not current:
-            message = f"(stale: generation {cond.get('observedGeneration')} < {generation}) {message}"
-        rows.append(
-            Row(
-                kind.kind,
-                meta.get("namespace", ""),
-                meta["name"],
-                wanted,
-                str(cond.get("status")),
-                str(cond.get("reason", "")),
-                message,
-                cond.get("status") == "True" and current,
-                parent,
-            )
-        )
+            status, reason, message, ok = "Unknown", "NoStatus", "the controller has not reported it", False
+        else:
+            current = cond.get("observedGeneration", generation) >= generation
+            message = str(cond.get("message", ""))
+            if not current:
+                message = f"(stale: generation {cond.get('observedGeneration')} < {generation}) {message}"
+            status, reason = str(cond.get("status")), str(cond.get("reason", ""))
+            ok = status == "True" and current
+        rows.append(Row(kind.kind, namespace, meta["name"], wanted, status, reason, message, ok, parent))
     return rows
 
 
