@@ -15,14 +15,17 @@ import pytest
 from tests.conftest import REPO_ROOT, process_running
 from tokenlabs.lab import controlplane
 
-COMPONENTS = {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
+COMPONENTS = {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "tokenlabs.lab.kubelet"}
 
 
 def _comm(pid: int) -> str:
+    """The program's name: its comm (cut at 15 characters), or the module a Python process runs."""
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
     except FileNotFoundError:
         return ""
+    return args[args.index("-m") + 1] if comm.startswith("python") and "-m" in args else comm
 
 
 def _etcd_data_dir(pid: int) -> Path:
@@ -49,7 +52,7 @@ def test_killed_run_leaves_no_process(sig: signal.Signals, k8s_binaries: object,
             time.sleep(0.2)
         assert pid_file.exists(), "the child test run never brought its cluster up"
         pids: list[int] = json.loads(pid_file.read_text())
-        assert {_comm(p) for p in pids} == {c[:15] for c in COMPONENTS}  # comm is cut at 15 chars
+        assert {_comm(p)[:15] for p in pids} == {c[:15] for c in COMPONENTS}  # comm is cut at 15 chars
         data_dir = _etcd_data_dir(next(p for p in pids if _comm(p) == "etcd"))
         child.send_signal(sig)
         child.wait(60)
