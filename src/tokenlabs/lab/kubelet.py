@@ -455,7 +455,9 @@ class Kubelet:
         self.relays = Relays(self.api_port)
         self.cluster = Cluster(self.api)
         self.core = client.CoreV1Api(self.api)
+        # Pods' Secrets and ServiceAccount tokens are written below: for root's eyes only.
         (self.run_dir / "pods").mkdir(parents=True, exist_ok=True)
+        self.run_dir.chmod(0o700)
 
     def log(self, message: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
