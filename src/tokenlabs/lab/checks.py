@@ -18,6 +18,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tokenlabs.lab import authcheck, status
+from tokenlabs.lab.report import custom_objects
 
 KUADRANT_NAMESPACE = "kuadrant-system"
 ROUTE_ANNOTATION = "HTTPRouteRule.gateway.networking.k8s.io"
@@ -32,20 +33,10 @@ class Finding:
     detail: str
 
 
-def _custom(api: client.ApiClient, group: str, version: str, plural: str, namespace: str) -> list[dict[str, Any]]:
-    try:
-        listing = client.CustomObjectsApi(api).list_namespaced_custom_object(group, version, namespace, plural)
-    except ApiException as exc:
-        if exc.status == 404:
-            return []
-        raise
-    return list(listing.get("items", []))
-
-
 def authorino_address(api: client.ApiClient) -> str | None:
     """host:port of Authorino's gRPC ext_authz Service, as the operator names it after the Authorino CR."""
     core = client.CoreV1Api(api)
-    for authorino in _custom(api, "operator.authorino.kuadrant.io", "v1beta1", "authorinos", KUADRANT_NAMESPACE):
+    for authorino in custom_objects(api, "operator.authorino.kuadrant.io", "v1beta1", "authorinos", KUADRANT_NAMESPACE):
         name = f"{authorino['metadata']['name']}-authorino-authorization"
         try:
             svc = core.read_namespaced_service(name, KUADRANT_NAMESPACE)
@@ -63,7 +54,7 @@ def decisions(api: client.ApiClient, keys: dict[str, str], tiers: dict[str, str]
         return [Finding("authorino", "ext_authz", False, "no Authorino authorization Service")]
     configs = [
         (c["metadata"]["name"], c["metadata"].get("annotations", {}).get(ROUTE_ANNOTATION, c["metadata"]["name"]))
-        for c in _custom(api, "authorino.kuadrant.io", "v1beta3", "authconfigs", KUADRANT_NAMESPACE)
+        for c in custom_objects(api, "authorino.kuadrant.io", "v1beta3", "authconfigs", KUADRANT_NAMESPACE)
     ]
     if not configs:
         return [Finding("authorino", "ext_authz", False, "no AuthConfig: Kuadrant has not translated the AuthPolicy")]
@@ -101,7 +92,7 @@ def limits(api: client.ApiClient, table: dict[str, dict[str, int]]) -> list[Find
     """Limitador's limits, by tier, kind and window, against the tier table."""
     found: dict[tuple[str, int], set[int]] = defaultdict(set)
     scopes: dict[str, set[str]] = defaultdict(set)
-    for limitador in _custom(api, "limitador.kuadrant.io", "v1alpha1", "limitadors", KUADRANT_NAMESPACE):
+    for limitador in custom_objects(api, "limitador.kuadrant.io", "v1alpha1", "limitadors", KUADRANT_NAMESPACE):
         for limit in limitador.get("spec", {}).get("limits") or []:
             found[(limit.get("name", ""), int(limit.get("seconds", 0)))].add(int(limit.get("max_value", -1)))
             scopes[limit.get("name", "")].add(limit.get("namespace", ""))

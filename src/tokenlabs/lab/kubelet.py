@@ -543,9 +543,6 @@ class Kubelet:
         run.prepared = True
 
     def _pause(self, run: PodRun) -> subprocess.Popen[bytes]:
-        if run.pause is not None:
-            run.pause.kill()
-            run.pause.wait()
         proc = spawn("pause", ["unshare", "--net", "--", "sleep", "infinity"], run.directory, {"PATH": _PATH}).popen
         netns = Path(f"/proc/{proc.pid}/ns/net")
         deadline = time.monotonic() + 5
@@ -652,7 +649,6 @@ class Kubelet:
 
     # network ------------------------------------------------------------------------------------
     def sync_network(self, services: list[dict[str, Any]]) -> None:
-        self._services = services
         routes: dict[tuple[str, int], Route] = {}
         for svc in services:
             spec, meta = svc["spec"], svc["metadata"]

@@ -16,11 +16,18 @@ TIER_ANNOTATION = "kuadrant.io/groups"
 USER_ANNOTATION = "secret.kuadrant.io/user-id"
 
 
-def _custom(api: client.ApiClient, group: str, version: str, plural: str) -> list[dict[str, Any]]:
+def custom_objects(
+    api: client.ApiClient, group: str, version: str, plural: str, namespace: str | None = None
+) -> list[dict[str, Any]]:
+    """Every object of a custom resource (in ``namespace`` when given); none when its CRD is not installed."""
+    custom = client.CustomObjectsApi(api)
     try:
-        listing = client.CustomObjectsApi(api).list_cluster_custom_object(group, version, plural)
+        if namespace is None:
+            listing = custom.list_cluster_custom_object(group, version, plural)
+        else:
+            listing = custom.list_namespaced_custom_object(group, version, namespace, plural)
     except ApiException as exc:
-        if exc.status == 404:  # the CRD is not installed
+        if exc.status == 404:
             return []
         raise
     return list(listing.get("items", []))
@@ -66,7 +73,7 @@ def collect(kubeconfig: str) -> dict[str, Any]:
                 - {""}
             ),
         }
-        for r in _custom(api, "gateway.networking.k8s.io", "v1", "httproutes")
+        for r in custom_objects(api, "gateway.networking.k8s.io", "v1", "httproutes")
     ]
     policies = []
     for plural, version in (
@@ -74,7 +81,7 @@ def collect(kubeconfig: str) -> dict[str, Any]:
         ("ratelimitpolicies", "v1"),
         ("tokenratelimitpolicies", "v1alpha1"),
     ):
-        for p in _custom(api, "kuadrant.io", version, plural):
+        for p in custom_objects(api, "kuadrant.io", version, plural):
             limits = p.get("spec", {}).get("limits", {})
             policies.append(
                 {
@@ -108,7 +115,7 @@ def collect(kubeconfig: str) -> dict[str, Any]:
                 "namespace": g["metadata"]["namespace"],
                 "class": g["spec"]["gatewayClassName"],
             }
-            for g in _custom(api, "gateway.networking.k8s.io", "v1", "gateways")
+            for g in custom_objects(api, "gateway.networking.k8s.io", "v1", "gateways")
         ],
         "routes": routes,
         "policies": policies,

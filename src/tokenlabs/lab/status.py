@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
+
+from tokenlabs.lab.report import custom_objects
 
 
 @dataclass(frozen=True)
@@ -75,16 +76,6 @@ class Row:
         return f"{self.kind} {where}{parent}: {self.condition}={self.status} {self.reason} {self.message}".rstrip()
 
 
-def _list(api: client.ApiClient, kind: Kind) -> list[dict[str, Any]]:
-    try:
-        listing = client.CustomObjectsApi(api).list_cluster_custom_object(kind.group, kind.version, kind.plural)
-    except ApiException as exc:
-        if exc.status == 404:  # the CRD is not installed
-            return []
-        raise
-    return list(listing.get("items", []))
-
-
 def _rows(kind: Kind, obj: dict[str, Any], conditions: list[dict[str, Any]], parent: str) -> list[Row]:
     meta = obj["metadata"]
     namespace, generation = meta.get("namespace", ""), meta.get("generation", 0)
@@ -114,7 +105,7 @@ def collect(api: client.ApiClient, kinds: tuple[Kind, ...] = KINDS) -> list[Row]
     """Every condition of every object of ``kinds`` on the cluster."""
     rows: list[Row] = []
     for kind in kinds:
-        for obj in _list(api, kind):
+        for obj in custom_objects(api, kind.group, kind.version, kind.plural):
             status = obj.get("status") or {}
             if kind.scope == "object":
                 rows += _rows(kind, obj, status.get("conditions") or [], "")
