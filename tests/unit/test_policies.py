@@ -145,3 +145,50 @@ def test_site_yml_stops_on_a_broken_tier_table_before_its_first_phase(tmp_path: 
     assert "Invalid tier table" in proc.stdout
     assert "requests_per_minute must be a positive whole number" in proc.stdout
     assert "Boilerplate | Pinned versions" not in proc.stdout
+
+
+def _policy(kind: str, status: str, message: str) -> dict[str, Any]:
+    condition = {"type": "Enforced", "status": status, "reason": "Enforced" if status == "True" else "Unknown"}
+    return {"kind": kind, "status": {"conditions": [{**condition, "message": message}]}}
+
+
+WASM_COMPONENT = "EnvoyExtensionPolicy (tokenlabs/tokenlabs-gateway)"
+
+
+def test_enforced_needs_the_condition_true_unless_only_the_wasm_policy_is_missing() -> None:
+    enforced = filters.kuadrant_enforced
+    assert enforced([_policy("AuthPolicy", "True", "AuthPolicy has been successfully enforced")])
+    waiting = f"AuthPolicy waiting for the following components to sync: [{WASM_COMPONENT}]"
+    held = _policy("AuthPolicy", "False", waiting)
+    assert not enforced([held])
+    assert enforced([held], WASM_COMPONENT)
+    # Anything else Kuadrant waits for stays a failure, even where the Wasm module cannot be fetched.
+    more = f"AuthPolicy waiting for the following components to sync: [AuthConfig (tokenlabs/x) {WASM_COMPONENT}]"
+    assert not enforced([_policy("AuthPolicy", "False", more)], WASM_COMPONENT)
+    assert not enforced([_policy("AuthPolicy", "False", "target not found")], WASM_COMPONENT)
+    assert not enforced([], WASM_COMPONENT)
+    assert not enforced([{"kind": "AuthPolicy", "status": {}}], WASM_COMPONENT)
+
+
+def _extension_policy(message: str, gateway: str = "tokenlabs-gateway") -> dict[str, Any]:
+    return {
+        "metadata": {"name": "kuadrant-tokenlabs-gateway"},
+        "spec": {"wasm": [{"code": {"type": "Image", "image": {"url": "oci://quay.io/kuadrant/wasm-shim:v0.14.1"}}}]},
+        "status": {
+            "ancestors": [
+                {
+                    "ancestorRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gateway},
+                    "conditions": [{"type": "Accepted", "status": "False", "reason": "Invalid", "message": message}],
+                }
+            ]
+        },
+    }
+
+
+def test_a_wasm_fetch_failure_is_told_apart_from_any_other_refusal() -> None:
+    fetch = "Wasm: failed to fetch oci://quay.io/kuadrant/wasm-shim:v0.14.1: dial tcp: lookup quay.io: no such host"
+    refused = filters.wasm_fetch_failures([_extension_policy(fetch)], "tokenlabs-gateway")
+    assert refused == ["kuadrant-tokenlabs-gateway"]
+    assert filters.wasm_fetch_failures([_extension_policy(fetch, "other")], "tokenlabs-gateway") == []
+    conflicted = "Unable to target Gateway tokenlabs-gateway, another EnvoyExtensionPolicy has already attached to it"
+    assert filters.wasm_fetch_failures([_extension_policy(conflicted)], "tokenlabs-gateway") == []
