@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import difflib
 import json
 import os
@@ -80,6 +81,7 @@ def print_summary(
             "duration_s": round(result.duration, 1),
             "hosts": result.hosts,
             "failures": result.failures,
+            "slowest_tasks": [{**t, "seconds": round(t["seconds"], 1)} for t in result.slowest],
             "artifacts": str(result.artifacts),
         }
         print(json.dumps(payload, indent=2), file=out)
@@ -92,6 +94,10 @@ def print_summary(
             f"{counts.get('skipped', 0):>8}",
             file=out,
         )
+    if result.slowest:
+        print("slowest tasks:", file=out)
+        for timing in result.slowest:
+            print(f"  {timing['seconds']:>7.1f}s  {timing['host']:<14} {timing['task']}", file=out)
     print(f"{result.status} in {result.duration:.1f}s, artifacts in {result.artifacts}", file=out)
 
 
@@ -224,11 +230,38 @@ def cmd_tenant(args: argparse.Namespace) -> int:
         return _tenant_change(args, extravars)
     result = run(args, "playbooks/tenant.yml", extravars=extravars, capture=(TENANT_LOOKUP_TASK,), report=_tenants_of)
     if not args.json:
-        tenants = _tenants_of(result)["tenants"]
-        print(f"{'tenant':<24} {'tier':<12} {'created':<22} key fingerprint")
-        for t in tenants:
-            print(f"{t['name']:<24} {t['tier']:<12} {t.get('created', ''):<22} {t.get('fingerprint', '')}")
+        _print_tenants(_tenants_of(result)["tenants"], sys.stdout)
     return 0
+
+
+def _print_tenants(tenants: list[dict[str, Any]], out: TextIO, now: datetime.datetime | None = None) -> None:
+    """One line per tenant; a previous key still in its grace period is a pending expiry, shown with its time."""
+    now = now or datetime.datetime.now(datetime.UTC)
+    print(f"{'tenant':<24} {'tier':<12} {'created':<22} {'key fingerprint':<25} previous keys", file=out)
+    for t in tenants:
+        expiries = ", ".join(_expiry_text(p, now) for p in t.get("previous_keys") or [] if p.get("expires_at"))
+        line = f"{t['name']:<24} {t['tier']:<12} {t.get('created') or '':<22} {t.get('fingerprint') or '':<25} "
+        print((line + (expiries or "-")).rstrip(), file=out)
+
+
+def _expiry_text(previous: dict[str, Any], now: datetime.datetime) -> str:
+    expires = previous["expires_at"]
+    try:
+        left = (datetime.datetime.fromisoformat(expires.replace("Z", "+00:00")) - now).total_seconds()
+    except ValueError:
+        return f"{previous.get('fingerprint')} expiry unreadable ({expires})"
+    # Authorino refuses an expired key at once; its Secret goes moments later, in the cluster.
+    when = f"in {_duration(left)}" if left > 0 else "expired, being removed"
+    return f"{previous.get('fingerprint')} expires {expires} ({when})"
+
+
+def _duration(seconds: float) -> str:
+    whole = int(seconds + 0.999)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{v}{u}" for v, u in ((days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")) if v]
+    return "".join(parts[:2]) or "0s"
 
 
 def _tenant_change(args: argparse.Namespace, extravars: dict[str, Any]) -> int:

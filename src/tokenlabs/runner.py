@@ -23,6 +23,9 @@ _RECAP = {
     "ignored": "ignored",
     "rescued": "rescued",
 }
+# Events that close a task on a host; ansible-runner stamps each with the task's duration on that host.
+_TASK_DONE = ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable")
+SLOWEST = 5
 
 
 @dataclass
@@ -36,6 +39,8 @@ class PlayResult:
     hosts: dict[str, dict[str, int]] = field(default_factory=dict)
     failures: list[dict[str, str]] = field(default_factory=list)
     captured: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The slowest task runs, longest first: {"task", "host", "seconds"}.
+    slowest: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -72,6 +77,7 @@ def run_playbook(
     hosts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     failures: list[dict[str, str]] = []
     captured: dict[str, dict[str, Any]] = {}
+    timings: list[dict[str, Any]] = []
 
     def handler(event: dict[str, Any]) -> bool:
         name = event.get("event", "")
@@ -89,8 +95,10 @@ def run_playbook(
                     "message": _failure_message(data.get("res", {})),
                 }
             )
-        elif name == "runner_on_ok" and data.get("task") in capture:
+        if name == "runner_on_ok" and data.get("task") in capture:
             captured[data["task"]] = data.get("res", {})
+        if name in _TASK_DONE and isinstance(data.get("duration"), (int, float)):
+            timings.append({"task": data.get("task", ""), "host": data.get("host", ""), "seconds": data["duration"]})
         if on_event is not None:
             on_event(event)
         return True
@@ -120,4 +128,5 @@ def run_playbook(
         hosts={h: dict(c) for h, c in hosts.items()},
         failures=failures,
         captured=captured,
+        slowest=sorted(timings, key=lambda t: t["seconds"], reverse=True)[:SLOWEST],
     )
