@@ -56,7 +56,7 @@ sanity: setup
 	PATH=$(abspath $(BIN)):$$PATH bash tests/sanity/run.sh
 
 pytest: setup bins
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest --durations=30
 
 test: lint sanity pytest
 
