@@ -19,6 +19,7 @@ import binascii
 import copy
 import datetime
 import hashlib
+import math
 import re
 import secrets
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
@@ -51,8 +52,24 @@ HANDOVER_ANNOTATION = "tokenlabs.io/handover-at"
 HANDOVER_SECONDS = 300
 HANDOVER_SETTLE_SECONDS = 2.0
 
+# A previous key expires twice over. Authorino refuses it from the second in its expires-at annotation (the
+# policies role's AuthPolicy compares that annotation with the request time), and the Secret itself is removed in
+# the cluster by Kubernetes' own controllers: it is owned by a Job that runs no pod (parallelism 0) and whose
+# activeDeadlineSeconds ends at the expiry; the job controller fails it then, the TTL-after-finished controller
+# deletes it, and the garbage collector deletes the Secret it owns. No workload, image pull, ServiceAccount or
+# RBAC is added to the cluster. A hand-over holder carries no expires-at and no Job: while an interrupted
+# hand-over is left, it may be the Secret Authorino holds the tenant's current key by, and removing or refusing it
+# would lock the tenant out.
+EXPIRY_JOB_PREFIX = "key-expiry-"
+SECRET_ANNOTATION = "tokenlabs.io/secret"
+# Never pulled: the Job has no pods. A Job's pod template must name an image, so it names the one every node has.
+EXPIRY_JOB_IMAGE = "registry.k8s.io/pause:3.10.2"
+JOB_API_VERSION = "batch/v1"
+
 RESERVED_LABELS = frozenset([*CONTRACT_LABELS, MANAGED_BY_LABEL, TENANT_LABEL, KEY_ROLE_LABEL])
-RESERVED_ANNOTATIONS = frozenset([TIER_ANNOTATION, USER_ID_ANNOTATION, EXPIRES_ANNOTATION, HANDOVER_ANNOTATION])
+RESERVED_ANNOTATIONS = frozenset(
+    [TIER_ANNOTATION, USER_ID_ANNOTATION, EXPIRES_ANNOTATION, HANDOVER_ANNOTATION, SECRET_ANNOTATION]
+)
 
 KEY_PREFIX = "tlabs_sk_"
 KEY_HEX_LENGTH = 48
@@ -299,9 +316,12 @@ def build_secret(
     annotations: Optional[Dict[str, str]] = None,
     previous_of: Optional[str] = None,
     expires_at: Optional[str] = None,
+    handover_at: Optional[str] = None,
+    owner_job: Optional[str] = None,
 ) -> Dict[str, Any]:
-    """The Secret for a tenant's current key, or (``expires_at`` set) for a previous key in its grace period."""
-    role = ROLE_PREVIOUS if expires_at else ROLE_CURRENT
+    """The Secret for a tenant's current key; with ``expires_at`` for a previous key in its grace period (owned by
+    the Job ``owner_job`` that removes it), with ``handover_at`` for a hand-over holder of the current key."""
+    role = ROLE_PREVIOUS if expires_at or handover_at else ROLE_CURRENT
     all_labels = dict(labels or {})
     all_labels.update(managed_labels(tenant_id, role))
     all_annotations = dict(annotations or {})
@@ -309,17 +329,94 @@ def build_secret(
     all_annotations[USER_ID_ANNOTATION] = tenant_id
     if expires_at:
         all_annotations[EXPIRES_ANNOTATION] = expires_at
+    if handover_at:
+        all_annotations[HANDOVER_ANNOTATION] = handover_at
+    metadata: Dict[str, Any] = {
+        "name": previous_of or secret_name(tenant_id),
+        "namespace": namespace,
+        "labels": all_labels,
+        "annotations": all_annotations,
+    }
+    if owner_job:
+        metadata["ownerReferences"] = [job_owner_reference(owner_job)]
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": {
-            "name": previous_of or secret_name(tenant_id),
-            "namespace": namespace,
-            "labels": all_labels,
-            "annotations": all_annotations,
-        },
+        "metadata": metadata,
         "data": {DATA_KEY: encode_key(key)},
+    }
+
+
+def job_owner_reference(job: str, uid: str = "") -> Dict[str, str]:
+    """An owner reference to the expiry Job ``job``; the uid is filled in once the Job exists (see tenant_k8s)."""
+    return {"apiVersion": JOB_API_VERSION, "kind": "Job", "name": job, "uid": uid}
+
+
+def expiry_job_name(secret: str, expires: datetime.datetime) -> str:
+    """At most 63 characters (the job controller copies a Job's name into a label), and new for every expiry, so
+    that a Job left by an interrupted run is never mistaken for the one a later run needs."""
+    digest = hashlib.sha256(secret.encode("utf-8")).hexdigest()[:10]
+    return "{0}{1}-{2}".format(EXPIRY_JOB_PREFIX, digest, int(expires.timestamp()))
+
+
+def expiry_job_of(obj: Dict[str, Any]) -> Optional[Dict[str, str]]:
+    """The owner reference to the tokenlabs Job that removes this Secret, if any."""
+    for ref in _meta(obj).get("ownerReferences") or []:
+        name = ref.get("name") or ""
+        if ref.get("kind") == "Job" and ref.get("apiVersion") == JOB_API_VERSION and name.startswith(EXPIRY_JOB_PREFIX):
+            return ref
+    return None
+
+
+def build_expiry_job(
+    tenant_id: str, namespace: str, secret: str, expires: datetime.datetime, now: datetime.datetime
+) -> Dict[str, Any]:
+    """A Job that runs nothing and fails at ``expires``; its deletion (ttlSecondsAfterFinished: 0) takes the Secret.
+
+    The deadline counts from when the job controller first sees the Job, which is after ``now``: the Secret never
+    goes before its expiry. Authorino already refuses the key from that second on, whatever the removal's delay.
+    """
+    deadline = max(1, math.ceil((expires - now).total_seconds()))
+    labels = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, TENANT_LABEL: tenant_id}
+    return {
+        "apiVersion": JOB_API_VERSION,
+        "kind": "Job",
+        "metadata": {
+            "name": expiry_job_name(secret, expires),
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {SECRET_ANNOTATION: secret, EXPIRES_ANNOTATION: format_time(expires)},
+        },
+        "spec": {
+            "parallelism": 0,
+            "completions": 1,
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": deadline,
+            "ttlSecondsAfterFinished": 0,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 65535,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "expiry",
+                            "image": EXPIRY_JOB_IMAGE,
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                        }
+                    ],
+                },
+            },
+        },
     }
 
 
@@ -328,11 +425,17 @@ def build_secret(
 
 
 class Write:
-    """One API write. ``body`` is a full object for create, a JSON merge patch for patch, None for delete."""
+    """One API write. ``body`` is a full object for create, a JSON merge patch for patch, None for delete.
+
+    ``kind`` is ``Secret`` or ``Job`` (an expiry Job). A Secret body whose owner reference has an empty uid names a
+    Job created earlier in the same plan; the executor fills the uid in from the server's answer.
+    """
 
     CREATE = "create"
     PATCH = "patch"
     DELETE = "delete"
+    SECRET = "Secret"
+    JOB = "Job"
 
     def __init__(
         self,
@@ -343,6 +446,8 @@ class Write:
         resource_version: Optional[str] = None,
         *,
         settle: float = 0.0,
+        kind: str = "Secret",
+        uid: Optional[str] = None,
     ) -> None:
         self.verb = verb
         self.name = name
@@ -351,8 +456,13 @@ class Write:
         self.resource_version = resource_version
         # Seconds to wait before this write, so that Authorino has taken the writes before it.
         self.settle = settle
+        self.kind = kind
+        # A delete precondition: only the object with this uid (an expiry Job named by an owner reference).
+        self.uid = uid
 
     def __repr__(self) -> str:
+        if self.kind != Write.SECRET:
+            return "Write({0}, {1} {2})".format(self.verb, self.kind, self.name)
         return "Write({0}, {1})".format(self.verb, self.name)
 
 
@@ -410,8 +520,21 @@ def _merge_patch(current: Dict[str, str], desired: Dict[str, str]) -> Dict[str, 
     return {k: v for k, v in desired.items() if current.get(k) != v}
 
 
+def is_handover_holder(obj: Dict[str, Any]) -> bool:
+    """A previous-role Secret without an expiry of its own: a hand-over holder of the current key."""
+    annotations = annotations_of(obj)
+    return EXPIRES_ANNOTATION not in annotations and HANDOVER_ANNOTATION in annotations
+
+
+def _expiry(obj: Dict[str, Any]) -> Optional[datetime.datetime]:
+    if is_handover_holder(obj):
+        stamp = parse_time(annotations_of(obj).get(HANDOVER_ANNOTATION))
+        return stamp + datetime.timedelta(seconds=HANDOVER_SECONDS) if stamp else None
+    return parse_time(annotations_of(obj).get(EXPIRES_ANNOTATION))
+
+
 def _is_expired(obj: Dict[str, Any], now: datetime.datetime) -> bool:
-    expires = parse_time(annotations_of(obj).get(EXPIRES_ANNOTATION))
+    expires = _expiry(obj)
     # An unreadable expiry is treated as expired: a previous key must never outlive its grace by accident.
     return expires is None or expires <= now
 
@@ -428,6 +551,9 @@ def view(obj: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     key = decode_key(obj)
     if key is not None:
         shown["data"] = {DATA_KEY: redacted(key)}
+    job = expiry_job_of(obj)
+    if job is not None:
+        shown["removed_by"] = "Job {0}".format(job["name"])
     return shown
 
 
@@ -440,6 +566,8 @@ def _apply_patch(obj: Dict[str, Any], patch: Dict[str, Any]) -> Dict[str, Any]:
             merged = dict(meta.get(section) or {})
             merged.update(changes)
             meta[section] = merged
+    if "ownerReferences" in (patch.get("metadata") or {}):
+        meta["ownerReferences"] = copy.deepcopy(patch["metadata"]["ownerReferences"])
     if "data" in patch:
         data = dict(result.get("data") or {})
         data.update(patch["data"])
@@ -464,20 +592,33 @@ def tenant_facts(
         "fingerprint": fingerprint(decode_key(current)),
         "labels": {k: v for k, v in labels_of(current).items() if k not in RESERVED_LABELS},
         "annotations": {k: v for k, v in annotations_of(current).items() if k not in RESERVED_ANNOTATIONS},
-        "previous_keys": [
-            {
-                "secret": _meta(p).get("name"),
-                "fingerprint": fingerprint(decode_key(p)),
-                "expires_at": annotations_of(p).get(EXPIRES_ANNOTATION),
-            }
-            for p in sorted(previous, key=lambda p: _meta(p).get("name") or "")
-        ],
+        "previous_keys": [_previous_facts(p) for p in sorted(previous, key=lambda p: _meta(p).get("name") or "")],
+    }
+
+
+def _previous_facts(obj: Dict[str, Any]) -> Dict[str, Any]:
+    job = expiry_job_of(obj)
+    return {
+        "secret": _meta(obj).get("name"),
+        "fingerprint": fingerprint(decode_key(obj)),
+        "expires_at": annotations_of(obj).get(EXPIRES_ANNOTATION),
+        "removed_by": job["name"] if job else None,
+        "handover": is_handover_holder(obj),
     }
 
 
 def _delete(obj: Dict[str, Any], tenant: str) -> Write:
     meta = _meta(obj)
     return Write(Write.DELETE, meta.get("name") or "", tenant, resource_version=meta.get("resourceVersion"))
+
+
+def _delete_all(obj: Dict[str, Any], tenant: str) -> List[Write]:
+    """A Secret's deletion and then its expiry Job's (which would otherwise wait for a deadline up to a year out)."""
+    writes = [_delete(obj, tenant)]
+    job = expiry_job_of(obj)
+    if job is not None:
+        writes.append(Write(Write.DELETE, job["name"], tenant, kind=Write.JOB, uid=job.get("uid") or None))
+    return writes
 
 
 def plan_tenant(
@@ -503,7 +644,8 @@ def plan_tenant(
     plan.before = _state_view(current, previous)
 
     if spec.state == "absent":
-        plan.writes.extend(_delete(obj, spec.name) for obj in ([current] if current is not None else []) + previous)
+        for obj in ([current] if current is not None else []) + previous:
+            plan.writes.extend(_delete_all(obj, spec.name))
         return plan
 
     if current is None and spec.must_exist:
@@ -527,7 +669,7 @@ def plan_tenant(
     if plan.key_action == "rotated":
         # The old key's hand-over holder must not keep a replaced key alive; it goes first, since a grace-period
         # Secret for that key takes the same name.
-        plan.writes[:0] = [_delete(holder, spec.name) for holder in holders]
+        plan.writes[:0] = [write for holder in holders for write in _delete_all(holder, spec.name)]
     elif current is not None:
         if old_key is not None:
             after_current = _plan_handover(
@@ -562,10 +704,9 @@ def _plan_handover(
         return after_current
     name = previous_secret_name(spec.name, key)
     if not any(_meta(h).get("name") == name for h in holders):
-        expires = format_time(now + datetime.timedelta(seconds=HANDOVER_SECONDS))
         body = build_secret(
             spec.name, tier, key, namespace, labels=spec.labels, annotations=spec.annotations,
-            previous_of=name, expires_at=expires,
+            previous_of=name, handover_at=format_time(now),
         )
         plan.writes.append(Write(Write.CREATE, name, spec.name, body=body))
     main = secret_name(spec.name)
@@ -649,19 +790,27 @@ def _plan_previous(
     kept: List[Dict[str, Any]] = []
     for prev in previous:
         if _is_expired(prev, now):
-            plan.writes.append(_delete(prev, spec.name))
+            plan.writes.extend(_delete_all(prev, spec.name))
             continue
-        kept_prev = prev
+        changes: Dict[str, Any] = {}
         # The old key authenticates as the same tenant, so it must carry the same tier.
         if annotations_of(prev).get(TIER_ANNOTATION) != tier:
-            rv = _meta(prev).get("resourceVersion")
-            patch = {"metadata": {"annotations": {TIER_ANNOTATION: tier}, "resourceVersion": rv}}
+            changes["annotations"] = {TIER_ANNOTATION: tier}
+        if not is_handover_holder(prev) and expiry_job_of(prev) is None:
+            changes["ownerReferences"] = _plan_expiry_job(plan, spec, namespace, prev, now=now)
+        if changes:
+            # One patch, so that its resourceVersion is the one read.
+            changes["resourceVersion"] = _meta(prev).get("resourceVersion")
+            patch = {"metadata": changes}
             plan.writes.append(Write(Write.PATCH, _meta(prev)["name"], spec.name, body=patch))
-            kept_prev = _apply_patch(prev, patch)
-        kept.append(kept_prev)
+            kept.append(_apply_patch(prev, patch))
+        else:
+            kept.append(prev)
     if plan.key_action == "rotated" and spec.previous_key_ttl and old_key and KEY_PATTERN.match(old_key):
-        expires = format_time(now + datetime.timedelta(seconds=spec.previous_key_ttl))
+        expires = now + datetime.timedelta(seconds=spec.previous_key_ttl)
         prev_name = previous_secret_name(spec.name, old_key)
+        job = build_expiry_job(spec.name, namespace, prev_name, expires, now)
+        plan.writes.append(Write(Write.CREATE, _meta(job)["name"], spec.name, body=job, kind=Write.JOB))
         body = build_secret(
             spec.name,
             tier,
@@ -670,11 +819,26 @@ def _plan_previous(
             labels=spec.labels,
             annotations=spec.annotations,
             previous_of=prev_name,
-            expires_at=expires,
+            expires_at=format_time(expires),
+            owner_job=_meta(job)["name"],
         )
         plan.writes.append(Write(Write.CREATE, prev_name, spec.name, body=body))
         kept.append(body)
     return kept
+
+
+def _plan_expiry_job(
+    plan: TenantPlan, spec: TenantSpec, namespace: str, prev: Dict[str, Any], *, now: datetime.datetime
+) -> List[Dict[str, str]]:
+    """A previous key without its expiry Job (written before there were any, or its owner reference removed): plan
+    the Job and return the owner references the Secret gets, so that it still goes in the cluster when it expires."""
+    name = _meta(prev).get("name") or ""
+    # Not expired (the caller deleted those), so the expiry is readable.
+    expires = _expiry(prev) or now
+    job = build_expiry_job(spec.name, namespace, name, expires, now)
+    plan.writes.append(Write(Write.CREATE, _meta(job)["name"], spec.name, body=job, kind=Write.JOB))
+    # A merge patch replaces the whole list: any other owner is kept by listing it too.
+    return [dict(ref) for ref in _meta(prev).get("ownerReferences") or []] + [job_owner_reference(_meta(job)["name"])]
 
 
 def _state_view(current: Optional[Dict[str, Any]], previous: List[Dict[str, Any]]) -> Dict[str, Any]:

@@ -27,6 +27,8 @@ from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant import (
     DEFAULT_NAMESPACE,
     DEFAULT_TIERS,
     KEY_ROLE_LABEL,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
     MANAGED_SELECTOR,
     ROLE_PREVIOUS,
     TENANT_LABEL,
@@ -99,8 +101,11 @@ class TenantApi:
         self.writes = 0
         self._lock = threading.Lock()
 
-    def _path(self, name: Optional[str] = None) -> str:
-        base = "/api/v1/namespaces/{0}/secrets".format(self.namespace)
+    def _path(self, name: Optional[str] = None, kind: str = Write.SECRET) -> str:
+        if kind == Write.JOB:
+            base = "/apis/batch/v1/namespaces/{0}/jobs".format(self.namespace)
+        else:
+            base = "/api/v1/namespaces/{0}/secrets".format(self.namespace)
         return base if name is None else "{0}/{1}".format(base, name)
 
     def _call(
@@ -154,20 +159,34 @@ class TenantApi:
         selector = "{0},{1}={2},{3}={4}".format(MANAGED_SELECTOR, TENANT_LABEL, tenant, KEY_ROLE_LABEL, ROLE_PREVIOUS)
         return self.list(selector)
 
-    def apply_write(self, write: Write) -> None:
+    def get_job(self, name: str) -> Optional[Dict[str, Any]]:
+        try:
+            return self._call("GET", self._path(name, Write.JOB))
+        except NotFound:
+            return None
+
+    def apply_write(self, write: Write) -> Optional[str]:
+        """Perform one write; for the creation of a Job, return its uid (what its Secret's owner reference needs)."""
         with self._lock:
             self.writes += 1
-        # The server's answer to a write is not used: what is reported comes from the plan or a fresh read.
+        # The server's answer to a write is not used otherwise: what is reported comes from the plan or a fresh read.
         if write.verb == Write.CREATE:
-            self._call("POST", self._path(), body=write.body, parse=False)
-        elif write.verb == Write.PATCH:
+            created = self._call("POST", self._path(kind=write.kind), body=write.body, parse=write.kind == Write.JOB)
+            return (created.get("metadata") or {}).get("uid")
+        if write.verb == Write.PATCH:
             self._call("PATCH", self._path(write.name), body=write.body, content_type=_MERGE_PATCH, parse=False)
-        else:
-            body = {"kind": "DeleteOptions", "apiVersion": "v1"}
-            if write.resource_version:
-                body["preconditions"] = {"resourceVersion": write.resource_version}
-            with contextlib.suppress(NotFound):  # already gone: the desired state
-                self._call("DELETE", self._path(write.name), body=body, parse=False)
+            return None
+        body: Dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if write.resource_version:
+            body["preconditions"] = {"resourceVersion": write.resource_version}
+        if write.uid:
+            body["preconditions"] = {"uid": write.uid}
+        if write.kind == Write.JOB:
+            # The API's default for Jobs orphans what they own; nothing should outlive its expiry Job.
+            body["propagationPolicy"] = "Background"
+        with contextlib.suppress(NotFound):  # already gone: the desired state
+            self._call("DELETE", self._path(write.name, write.kind), body=body, parse=False)
+        return None
 
 
 class NotFound(TenantError):
@@ -198,16 +217,52 @@ def _server_message(exc: Any) -> str:
 
 
 def _apply_plan(api: TenantApi, plan: TenantPlan, sleep: Callable[[float], None] = time.sleep) -> None:
+    jobs: Dict[str, str] = {}
     for write in plan.writes:
         if write.settle:
             sleep(write.settle)
+        _own(write, jobs)
         try:
-            api.apply_write(write)
+            uid = api.apply_write(write)
         except ConflictError:
+            if write.kind == Write.JOB:
+                uid = _existing_job_uid(api, write)
             # A grace-period Secret is named after the old key: if it exists, that key is already kept.
-            if write.verb == Write.CREATE and write.name != secret_name(write.tenant):
+            elif write.verb == Write.CREATE and write.name != secret_name(write.tenant):
                 continue
-            raise
+            else:
+                raise
+        if write.kind == Write.JOB and write.verb == Write.CREATE:
+            if not uid:
+                raise TenantError("the API server created Job {0} without a uid".format(write.name))
+            jobs[write.name] = uid
+
+
+def _own(write: Write, jobs: Dict[str, str]) -> None:
+    """Fill in the uid of a Job created earlier in the plan where the write names it as the Secret's owner.
+
+    The garbage collector deletes a Secret whose owners are all missing, so an owner reference with a wrong uid
+    would remove the key at once: a reference to a Job this plan did not create is an error, never a guess.
+    """
+    for ref in ((write.body or {}).get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") == "Job" and not ref.get("uid"):
+            if ref.get("name") not in jobs:
+                message = "{0} names Job {1}, which this run did not create".format(write.name, ref.get("name"))
+                raise TenantError(message)
+            ref["uid"] = jobs[ref["name"]]
+
+
+def _existing_job_uid(api: TenantApi, write: Write) -> str:
+    """A Job of that name exists (a concurrent run with the same expiry to the second): use it if it is the same."""
+    found = api.get_job(write.name) or {}
+    meta = found.get("metadata") or {}
+    wanted = ((write.body or {}).get("metadata") or {}).get("annotations") or {}
+    annotations = meta.get("annotations") or {}
+    ours = (meta.get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
+    if not ours or any(annotations.get(k) != v for k, v in wanted.items()):
+        message = "Job {0}/{1} exists and is not this expiry's; refusing to use it".format(api.namespace, write.name)
+        raise TenantError(message)
+    return meta.get("uid") or ""
 
 
 def reconcile_tenant(

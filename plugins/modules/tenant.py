@@ -65,8 +65,14 @@ options:
     description:
       - Grace period for the key being replaced, as seconds or C(<n>s|m|h|d|w) (for example C(24h)).
       - The old key is kept in a second Secret C(tenant-<name>-prev-<hash>) with the same user id, tier and labels (so
-        Authorino keeps accepting it) and the annotation C(tokenlabs.io/expires-at) (RFC 3339). Any later run of this
-        module or of M(tokenlabs.platform.tenants) deletes expired ones.
+        Authorino keeps accepting it) and the annotation C(tokenlabs.io/expires-at) (RFC 3339, whole seconds).
+      - Expiry needs no later run. The AuthPolicy of the C(tokenlabs.platform.policies) role refuses the key from that
+        second on. The Secret is owned by a Job C(key-expiry-<hash>-<unix time>) in the same namespace that runs no
+        pod (C(parallelism=0)) and whose C(activeDeadlineSeconds) ends at the expiry. Kubernetes' job controller fails
+        it then, the TTL-after-finished controller deletes it, and the garbage collector deletes the Secret with it.
+        The identity running the module therefore needs to create and delete Jobs in O(namespace).
+      - A previous-key Secret without its Job (written before there were any) gets one on the next run; any run
+        deletes previous keys already expired.
       - Without it, the old key stops working as soon as the Secret is updated.
     type: str
   must_exist:
@@ -87,7 +93,7 @@ options:
   state:
     description:
       - V(present) creates or updates the tenant.
-      - V(absent) revokes it (deletes its Secret and any previous-key Secrets).
+      - V(absent) revokes it (deletes its Secret, any previous-key Secrets and their expiry Jobs).
     type: str
     choices: [present, absent]
     default: present
@@ -248,15 +254,23 @@ tenant:
           description: Fingerprint of the previous key.
           type: str
         expires_at:
-          description: When the previous key stops being accepted (RFC 3339).
+          description: When the previous key stops being accepted (RFC 3339); null for a hand-over holder.
           type: str
+        removed_by:
+          description: The Job whose deadline removes the Secret in the cluster; null for a hand-over holder.
+          type: str
+        handover:
+          description: True for a short-lived holder of the current key left by an interrupted re-tier.
+          type: bool
 writes:
   description: Number of API writes performed (0 in check mode).
   returned: always
   type: int
   sample: 1
 diff:
-  description: Before and after, keyed by Secret name, with keys redacted to fingerprints.
+  description:
+    - Before and after, keyed by Secret name, with keys redacted to fingerprints; C(removed_by) names a previous
+      key's expiry Job.
   returned: when diff mode is on
   type: dict
 """

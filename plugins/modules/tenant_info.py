@@ -99,7 +99,9 @@ tenants:
       description: Extra annotations.
       type: dict
     previous_keys:
-      description: Previous keys still in their grace period (or expired and not yet removed).
+      description:
+        - Previous keys still in their grace period (pending expiries), or expired and about to be removed by their
+          expiry Job; Authorino refuses a key from its expiry on.
       type: list
       elements: dict
       contains:
@@ -110,8 +112,14 @@ tenants:
           description: Fingerprint of the previous key.
           type: str
         expires_at:
-          description: Expiry (RFC 3339).
+          description: Expiry (RFC 3339); null for a hand-over holder.
           type: str
+        removed_by:
+          description: The Job whose deadline removes the Secret in the cluster; null for a hand-over holder.
+          type: str
+        handover:
+          description: True for a short-lived holder of the current key left by an interrupted re-tier.
+          type: bool
 """
 
 from typing import Any, Dict, List, Optional  # noqa: E402

@@ -19,9 +19,10 @@ description:
     metadata-only LIST, so no key is transferred and a foreign Secret with a tenant's name is refused before anything
     is written), computes the differences, and writes only those, several tenants in parallel.
   - Creates missing tenants with generated keys, changes tiers, labels and annotations (annotation and label patches
-    only; existing keys are never read or changed), deletes expired previous-key Secrets, and with O(exclusive=true)
-    revokes managed tenants that are not in the list. Secrets without C(app.kubernetes.io/managed-by=tokenlabs) are
-    never touched.
+    only; existing keys are never read or changed), deletes expired previous-key Secrets, gives a previous-key Secret
+    without one its expiry Job (see C(previous_key_ttl) of M(tokenlabs.platform.tenant)),
+    and with O(exclusive=true) revokes managed tenants that are not in the list, with their expiry Jobs. Secrets
+    without C(app.kubernetes.io/managed-by=tokenlabs) are never touched.
   - Keys of tenants created by this run are returned once in RV(api_keys), or merged into O(api_keys_file) before the
     Secrets are created. Key rotation is per tenant, with M(tokenlabs.platform.tenant).
   - A run with nothing to change makes no write at all.

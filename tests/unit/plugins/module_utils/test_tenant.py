@@ -34,10 +34,36 @@ def existing(tenant: str = "acme", tier: str = "pro", key: str = KEY_A, **extra:
     return server(t.build_secret(tenant, tier, key, NS, **extra))
 
 
-def previous(tenant: str = "acme", tier: str = "pro", key: str = KEY_B, expires: datetime.datetime | None = None):
-    expires_at = t.format_time(expires or NOW + datetime.timedelta(hours=1))
+def previous(
+    tenant: str = "acme",
+    tier: str = "pro",
+    key: str = KEY_B,
+    expires: datetime.datetime | None = None,
+    *,
+    owned: bool = True,
+):
+    """A grace-period Secret as the server holds it: owned by its expiry Job, or (``owned=False``) as written before
+    there were expiry Jobs."""
+    when = expires or NOW + datetime.timedelta(hours=1)
     name = t.previous_secret_name(tenant, key)
-    return server(t.build_secret(tenant, tier, key, NS, previous_of=name, expires_at=expires_at), rv="9")
+    job = t.expiry_job_name(name, when) if owned else None
+    obj = server(
+        t.build_secret(tenant, tier, key, NS, previous_of=name, expires_at=t.format_time(when), owner_job=job), rv="9"
+    )
+    for ref in obj["metadata"].get("ownerReferences", []):
+        ref["uid"] = "uid-" + ref["name"]
+    return obj
+
+
+def holder(tenant: str = "acme", tier: str = "pro", key: str = KEY_A, at: datetime.datetime = NOW):
+    """A hand-over holder of the current key, as an interrupted re-tier leaves it."""
+    name = t.previous_secret_name(tenant, key)
+    return server(t.build_secret(tenant, tier, key, NS, previous_of=name, handover_at=t.format_time(at)), rv="9")
+
+
+def ops(p: t.TenantPlan) -> list[str]:
+    """The writes of a plan as verbs, with the kind when it is not a Secret."""
+    return [w.verb if w.kind == t.Write.SECRET else f"{w.verb} {w.kind.lower()}" for w in p.writes]
 
 
 def spec(name: str = "acme", **kwargs: Any) -> t.TenantSpec:
@@ -186,18 +212,30 @@ CASES = [
         {"rotate_key": True, "previous_key_ttl": "1h"},
         existing(),
         [],
-        # The old key is kept before it is replaced, so a failure in between never leaves it unusable.
-        ["create", "patch"],
+        # The old key is kept (with the Job that removes it when it expires) before it is replaced, so a failure in
+        # between never leaves it unusable.
+        ["create job", "create", "patch"],
         "rotated",
         KEY_C,
     ),
     ("rotate-to-given", {"api_key": KEY_B}, existing(), [], ["patch"], "rotated", KEY_B),
-    ("expired-prev", {}, existing(), [previous(expires=NOW)], ["delete"], None, None),
+    ("expired-prev", {}, existing(), [previous(expires=NOW)], ["delete", "delete job"], None, None),
     ("valid-prev", {}, existing(), [previous()], [], None, None),
+    # A grace-period Secret from before expiry Jobs gets one, so it too goes when it expires.
+    ("unowned-prev", {}, existing(), [previous(owned=False)], ["create job", "patch"], None, None),
     ("retier-prev", {"tier": "free"}, existing(), [previous()], ["patch", "create", "patch", "delete"], None, None),
     # A hand-over an interrupted run left behind is finished, never just deleted (that would revoke the key).
-    ("handover-left", {"tier": "pro"}, existing(), [previous(key=KEY_A, expires=NOW)], ["patch", "delete"], None, None),
-    ("absent", {"state": "absent"}, existing(), [previous()], ["delete", "delete"], None, None),
+    ("handover-left", {"tier": "pro"}, existing(), [holder()], ["patch", "delete"], None, None),
+    (
+        "handover-left-before-holders-had-no-expiry",
+        {"tier": "pro"},
+        existing(),
+        [previous(key=KEY_A, expires=NOW, owned=False)],
+        ["patch", "delete"],
+        None,
+        None,
+    ),
+    ("absent", {"state": "absent"}, existing(), [previous()], ["delete", "delete", "delete job"], None, None),
     ("absent-missing", {"state": "absent"}, None, [], [], None, None),
 ]
 
@@ -206,7 +244,7 @@ CASES = [
 def test_plan_table(case):
     kwargs, current, prev, verbs, key_action, new_key = case
     p = plan(spec(**kwargs), current, prev)
-    assert [w.verb for w in p.writes] == verbs
+    assert ops(p) == verbs
     assert p.changed is bool(verbs)
     assert p.key_action == key_action
     assert p.new_key == new_key
@@ -219,6 +257,10 @@ def test_retier_hands_the_key_over_so_authorino_sees_the_new_tier():
     assert t.decode_key(holder.body) == KEY_A
     assert holder.body["metadata"]["annotations"]["kuadrant.io/groups"] == "enterprise"
     assert holder.body["metadata"]["labels"]["tokenlabs.io/key"] == "previous"
+    # While it holds the current key for Authorino, neither the expiry rule nor an expiry Job may touch it.
+    assert "tokenlabs.io/expires-at" not in holder.body["metadata"]["annotations"]
+    assert holder.body["metadata"]["annotations"]["tokenlabs.io/handover-at"] == "2025-06-01T12:00:00Z"
+    assert "ownerReferences" not in holder.body["metadata"]
     assert patch.name == "tenant-acme"
     assert patch.body == {
         "metadata": {
@@ -239,12 +281,18 @@ def test_a_rotation_needs_no_hand_over():
 
 
 def test_a_rotation_removes_a_hand_over_holder_of_the_replaced_key():
-    holder = previous(key=KEY_A)
-    p = plan(spec(rotate_key=True), existing(), [holder])
-    assert [(w.verb, w.name) for w in p.writes] == [("delete", t._meta(holder)["name"]), ("patch", "tenant-acme")]
-    graced = plan(spec(rotate_key=True, previous_key_ttl="1h"), existing(), [holder])
-    name = t._meta(holder)["name"]
-    assert [(w.verb, w.name) for w in graced.writes] == [("delete", name), ("create", name), ("patch", "tenant-acme")]
+    left = holder()
+    p = plan(spec(rotate_key=True), existing(), [left])
+    assert [(w.verb, w.name) for w in p.writes] == [("delete", t._meta(left)["name"]), ("patch", "tenant-acme")]
+    graced = plan(spec(rotate_key=True, previous_key_ttl="1h"), existing(), [left])
+    name = t._meta(left)["name"]
+    job = t.expiry_job_name(name, NOW + datetime.timedelta(hours=1))
+    assert [(w.verb, w.name) for w in graced.writes] == [
+        ("delete", name),
+        ("create", job),
+        ("create", name),
+        ("patch", "tenant-acme"),
+    ]
 
 
 def test_bulk_listing_without_keys_marks_the_hand_over_pending():
@@ -262,7 +310,7 @@ def test_rotation_patch_carries_the_new_key_and_resource_version():
 
 def test_grace_secret_keeps_old_key_user_id_tier_and_authorino_labels():
     p = plan(spec(rotate_key=True, previous_key_ttl="2h"), existing())
-    body = p.writes[0].body
+    body = p.writes[1].body
     meta = body["metadata"]
     assert t.decode_key(body) == KEY_A
     assert meta["name"].startswith("tenant-acme-prev-")
@@ -271,6 +319,70 @@ def test_grace_secret_keeps_old_key_user_id_tier_and_authorino_labels():
     assert meta["annotations"]["tokenlabs.io/expires-at"] == "2025-06-01T14:00:00Z"
     assert {"authorino.kuadrant.io/managed-by": "authorino", "app": "token-labs"}.items() <= meta["labels"].items()
     assert meta["labels"]["tokenlabs.io/key"] == "previous"
+
+
+def test_grace_secret_is_owned_by_a_job_that_runs_nothing_and_fails_at_its_expiry():
+    p = plan(spec(rotate_key=True, previous_key_ttl="2h"), existing())
+    job, secret, _patch = p.writes
+    assert (job.kind, secret.kind) == ("Job", "Secret")
+    body = job.body
+    # No pod ever runs: the job controller fails the Job at its deadline, the TTL-after-finished controller deletes
+    # it, and the garbage collector deletes the Secret it owns.
+    assert body["spec"]["parallelism"] == 0
+    assert body["spec"]["activeDeadlineSeconds"] == 7200
+    assert body["spec"]["ttlSecondsAfterFinished"] == 0
+    assert body["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    assert body["metadata"]["annotations"] == {
+        "tokenlabs.io/secret": secret.name,
+        "tokenlabs.io/expires-at": "2025-06-01T14:00:00Z",
+    }
+    assert body["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "tokenlabs", "tokenlabs.io/tenant": "acme"}
+    # The uid is the server's, filled in when the Job exists; the plan leaves it empty.
+    assert secret.body["metadata"]["ownerReferences"] == [
+        {"apiVersion": "batch/v1", "kind": "Job", "name": job.name, "uid": ""}
+    ]
+    assert p.after[secret.name]["removed_by"] == f"Job {job.name}"
+
+
+def test_expiry_job_names_fit_a_label_and_differ_per_expiry():
+    longest = t.previous_secret_name("a" * 63, KEY_A)
+    name = t.expiry_job_name(longest, NOW)
+    assert len(name) <= 63 and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name)
+    assert t.expiry_job_name(longest, NOW + datetime.timedelta(seconds=1)) != name
+
+
+@pytest.mark.parametrize(("seconds", "deadline"), [(15, 15), (0.2, 1), (90.5, 91)])
+def test_the_deadline_never_ends_before_the_expiry(seconds, deadline):
+    job = t.build_expiry_job("acme", NS, "s", NOW + datetime.timedelta(seconds=seconds), NOW)
+    assert job["spec"]["activeDeadlineSeconds"] == deadline
+
+
+def test_a_previous_key_without_its_job_gets_one_with_the_remaining_time():
+    prev = previous(owned=False, expires=NOW + datetime.timedelta(minutes=10))
+    p = plan(spec(), existing(), [prev])
+    job, patch = p.writes
+    assert job.body["spec"]["activeDeadlineSeconds"] == 600
+    assert patch.name == t._meta(prev)["name"]
+    assert patch.body == {
+        "metadata": {
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job.name, "uid": ""}],
+            "resourceVersion": "9",
+        }
+    }
+
+
+def test_a_tier_change_and_a_missing_job_are_one_patch_of_the_previous_key():
+    p = plan(spec(tier="free"), existing(), [previous(owned=False)])
+    prev_name = t.previous_secret_name("acme", KEY_B)
+    (patch,) = [w for w in p.writes if w.name == prev_name]
+    assert set(patch.body["metadata"]) == {"annotations", "ownerReferences", "resourceVersion"}
+
+
+def test_a_revocation_removes_the_expiry_jobs_too():
+    prev = previous()
+    p = plan(spec(state="absent"), existing(), [prev])
+    job = p.writes[-1]
+    assert (job.verb, job.kind, job.uid) == ("delete", "Job", t._meta(prev)["ownerReferences"][0]["uid"])
 
 
 @pytest.mark.parametrize("bad", ["acme\n", "acme\r\n"])
@@ -339,6 +451,9 @@ def test_facts_never_carry_the_key():
     assert facts["tier"] == "pro"
     assert facts["fingerprint"] == t.fingerprint(KEY_A)
     assert facts["previous_keys"][0]["fingerprint"] == t.fingerprint(KEY_B)
+    assert facts["previous_keys"][0]["expires_at"] == "2025-06-01T13:00:00Z"
+    assert facts["previous_keys"][0]["removed_by"].startswith("key-expiry-")
+    assert facts["previous_keys"][0]["handover"] is False
 
 
 # --- bulk -------------------------------------------------------------------------------------
@@ -373,10 +488,12 @@ def test_bulk_never_touches_keys_it_did_not_read():
 
 
 def test_bulk_exclusive_removes_unlisted_managed_tenants_and_their_previous_keys():
-    listing = [existing(), existing("gone"), previous("gone"), {"metadata": {"name": "unrelated", "labels": {}}}]
+    gone = previous("gone")
+    listing = [existing(), existing("gone"), gone, {"metadata": {"name": "unrelated", "labels": {}}}]
     b = bulk([spec("acme", tier="pro")], listing, exclusive=True)
     assert b.removed == ["gone"]
-    assert sorted(w.name for w in b.writes) == sorted(["tenant-gone", t.previous_secret_name("gone", KEY_B)])
+    job = t._meta(gone)["ownerReferences"][0]["name"]
+    assert sorted(w.name for w in b.writes) == sorted(["tenant-gone", t.previous_secret_name("gone", KEY_B), job])
     assert all(w.verb == "delete" for w in b.writes)
 
 
@@ -393,3 +510,16 @@ def test_bulk_refuses_a_foreign_name_clash_before_planning_writes():
 def test_bulk_duplicate_ids():
     with pytest.raises(t.TenantError, match="listed twice"):
         bulk([spec("a", tier="pro"), spec("a", tier="free")], [])
+
+
+def test_bulk_gives_a_previous_key_without_its_job_one_and_then_plans_nothing():
+    b = bulk([spec("acme", tier="pro")], [existing(), previous(owned=False)])
+    assert [(w.verb, w.kind) for w in b.writes] == [("create", "Job"), ("patch", "Secret")]
+    assert bulk([spec("acme", tier="pro")], [existing(), previous()]).writes == []
+
+
+def test_bulk_keeps_a_hand_over_holder_for_its_window_and_never_gives_it_a_job():
+    recent = holder(at=NOW - datetime.timedelta(seconds=t.HANDOVER_SECONDS - 1))
+    assert bulk([spec("acme", tier="pro")], [existing(), recent]).writes == []
+    stale = holder(at=NOW - datetime.timedelta(seconds=t.HANDOVER_SECONDS))
+    assert [w.verb for w in bulk([spec("acme", tier="pro")], [existing(), stale]).writes] == ["delete"]

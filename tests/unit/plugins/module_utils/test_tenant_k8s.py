@@ -25,9 +25,11 @@ class FakeClient:
     def __init__(self, error: Exception | None = None) -> None:
         self.error = error
         self.calls: list[tuple[str, str, dict[str, str]]] = []
+        self.bodies: list[Any] = []
 
     def call_api(self, path: str, method: str, **kwargs: Any) -> Response:
         self.calls.append((method, path, kwargs["header_params"]))
+        self.bodies.append(kwargs.get("body"))
         assert kwargs["_preload_content"] is False, "raw bytes, never models"
         if method == "GET":
             if path.endswith("/secrets"):
@@ -98,3 +100,66 @@ def test_connect_names_a_broken_kubeconfig(tmp_path: Path) -> None:
     missing = tmp_path / "nope.kubeconfig"
     with pytest.raises(t.TenantError, match="Cannot reach the Kubernetes API server"):
         k.connect({"kubeconfig": str(missing), "namespace": "ns"})
+
+
+def _grace_plan(api: Any) -> t.TenantPlan:
+    current = t.build_secret("acme", "pro", "tlabs_sk_" + "a" * 48, "ns")
+    current["metadata"]["resourceVersion"] = "1"
+    spec = t.TenantSpec("acme", rotate_key=True, previous_key_ttl="1h")
+    return t.plan_tenant(spec, "ns", current, [], key_factory=lambda: "tlabs_sk_" + "c" * 48)
+
+
+def _fake_api() -> Any:
+    from tests.unit.plugins.modules.utils import FakeApi  # noqa: PLC0415 - the module tests' in-memory server
+
+    return FakeApi("ns")
+
+
+def test_the_grace_secret_is_owned_by_the_uid_the_server_gave_its_job() -> None:
+    api = _fake_api()
+    plan = _grace_plan(api)
+    api.store["tenant-acme"] = {"metadata": {"name": "tenant-acme", "resourceVersion": "1"}}
+    k._apply_plan(api, plan)
+    (job,) = api.jobs.values()
+    secret = next(v for n, v in api.store.items() if n != "tenant-acme")
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]
+
+
+def test_a_job_of_that_name_from_elsewhere_is_refused_before_the_secret_names_it() -> None:
+    api = _fake_api()
+    plan = _grace_plan(api)
+    job_write = plan.writes[0]
+    api.jobs[job_write.name] = {"metadata": {"name": job_write.name, "uid": "theirs", "labels": {}, "annotations": {}}}
+    with pytest.raises(t.TenantError, match="is not this expiry's"):
+        k._apply_plan(api, plan)
+    assert api.store == {}, "no Secret may name a Job that is not its own"
+
+
+def test_the_same_expiry_from_a_concurrent_run_shares_its_job() -> None:
+    api = _fake_api()
+    plan = _grace_plan(api)
+    job_write = plan.writes[0]
+    api.jobs[job_write.name] = {**job_write.body, "metadata": {**job_write.body["metadata"], "uid": "concurrent"}}
+    api.store["tenant-acme"] = {"metadata": {"name": "tenant-acme", "resourceVersion": "1"}}
+    k._apply_plan(api, plan)
+    secret = next(v for n, v in api.store.items() if n != "tenant-acme")
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == "concurrent"
+
+
+def test_an_owner_reference_to_a_job_the_plan_did_not_create_is_an_error() -> None:
+    write = t.Write(t.Write.CREATE, "s", "acme", body={"metadata": {"ownerReferences": [t.job_owner_reference("j")]}})
+    with pytest.raises(t.TenantError, match="did not create"):
+        k._own(write, {})
+
+
+def test_jobs_are_created_and_deleted_at_their_own_path_with_background_propagation() -> None:
+    fake = FakeClient()
+    api = k.TenantApi(fake, "ns")
+    api.apply_write(t.Write(t.Write.DELETE, "key-expiry-x", "a", kind=t.Write.JOB, uid="u1"))
+    method, path, _headers = fake.calls[0]
+    assert (method, path) == ("DELETE", "/apis/batch/v1/namespaces/ns/jobs/key-expiry-x")
+    # The API's default for Jobs would orphan the Secret; the uid makes sure only that Job goes.
+    assert fake.bodies[0]["propagationPolicy"] == "Background"
+    assert fake.bodies[0]["preconditions"] == {"uid": "u1"}
+    api.apply_write(t.Write(t.Write.CREATE, "key-expiry-y", "a", body={"metadata": {}}, kind=t.Write.JOB))
+    assert fake.calls[1][:2] == ("POST", "/apis/batch/v1/namespaces/ns/jobs")

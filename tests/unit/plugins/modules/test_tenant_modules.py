@@ -117,11 +117,40 @@ def test_rotation_with_grace_then_expiry(api):
     assert rotated["api_key"] != created["api_key"]
     (prev,) = rotated["tenant"]["previous_keys"]
     assert prev["fingerprint"] == t.fingerprint(created["api_key"])
+    # The Secret is owned by the expiry Job the server created, by that Job's uid.
+    (job,) = api.jobs.values()
+    assert prev["removed_by"] == job["metadata"]["name"]
+    (owner,) = api.store[prev["secret"]]["metadata"]["ownerReferences"]
+    assert owner == {"apiVersion": "batch/v1", "kind": "Job", "name": prev["removed_by"], "uid": job["metadata"]["uid"]}
+    assert job["spec"]["activeDeadlineSeconds"] in (3600, 3601)
+    assert run(tenant, {"name": "acme"})["changed"] is False
     api.store[prev["secret"]]["metadata"]["annotations"][t.EXPIRES_ANNOTATION] = "2000-01-01T00:00:00Z"
     cleaned = run(tenant, {"name": "acme"})
     assert cleaned["changed"] is True
     assert prev["secret"] not in api.store
+    assert api.jobs == {}
     assert "api_key" not in cleaned
+
+
+def test_check_mode_rotation_with_grace_shows_the_expiry_and_writes_nothing(api):
+    run(tenant, {"name": "acme", "tier": "pro"})
+    writes = api.writes
+    result = run(tenant, {"name": "acme", "rotate_key": True, "previous_key_ttl": "15s"}, check_mode=True, diff=True)
+    assert result["changed"] is True
+    assert api.writes == writes
+    assert api.jobs == {}
+    (prev,) = [v for k, v in result["diff"]["after"].items() if k != "tenant-acme"]
+    assert prev["annotations"][t.EXPIRES_ANNOTATION]
+    assert prev["removed_by"].startswith("Job key-expiry-")
+
+
+def test_revoke_removes_the_expiry_jobs(api):
+    run(tenant, {"name": "acme", "tier": "pro"})
+    run(tenant, {"name": "acme", "rotate_key": True, "previous_key_ttl": "1h"})
+    assert len(api.jobs) == 1
+    run(tenant, {"name": "acme", "state": "absent"})
+    assert api.store == {}
+    assert api.jobs == {}
 
 
 def test_bulk_creates_then_makes_zero_writes(api):

@@ -59,11 +59,13 @@ def module_exits(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class FakeApi(TenantApi):
-    """Secrets in a dict, stored the way the API server stores them (base64 data, resourceVersion)."""
+    """Secrets in a dict, stored the way the API server stores them (base64 data, resourceVersion); expiry Jobs in
+    another, with the uid the server gives them."""
 
     def __init__(self, namespace: str = t.DEFAULT_NAMESPACE, objects: list[dict[str, Any]] | None = None) -> None:
         super().__init__(api_client=None, namespace=namespace)
         self.store: dict[str, dict[str, Any]] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}
         self.rv = 100
         self.calls: list[tuple[str, str]] = []
         for obj in objects or []:
@@ -90,9 +92,14 @@ class FakeApi(TenantApi):
             return [{"metadata": copy.deepcopy(o["metadata"])} for o in items]
         return copy.deepcopy(items)
 
-    def apply_write(self, write: t.Write) -> None:
+    def get_job(self, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.jobs.get(name))
+
+    def apply_write(self, write: t.Write) -> str | None:
         self.writes += 1
         self.calls.append((write.verb, write.name))
+        if write.kind == t.Write.JOB:
+            return self._job_write(write)
         if write.verb == t.Write.CREATE:
             if write.name in self.store:
                 raise t.ConflictError("already exists")
@@ -106,7 +113,23 @@ class FakeApi(TenantApi):
                 raise t.ConflictError("conflict")
             for section in ("labels", "annotations"):
                 obj["metadata"].setdefault(section, {}).update(meta.get(section) or {})
+            if "ownerReferences" in meta:
+                obj["metadata"]["ownerReferences"] = copy.deepcopy(meta["ownerReferences"])
             obj.setdefault("data", {}).update(write.body.get("data") or {})
             self._store(obj)
         else:
             self.store.pop(write.name, None)
+        return None
+
+    def _job_write(self, write: t.Write) -> str | None:
+        if write.verb == t.Write.CREATE:
+            if write.name in self.jobs:
+                raise t.ConflictError("already exists")
+            job = copy.deepcopy(write.body)
+            job["metadata"]["uid"] = f"uid-{write.name}"
+            self.jobs[write.name] = job
+            return job["metadata"]["uid"]
+        stored_uid = self.jobs.get(write.name, {}).get("metadata", {}).get("uid")
+        if write.verb == t.Write.DELETE and write.uid in (None, stored_uid):
+            self.jobs.pop(write.name, None)
+        return None
