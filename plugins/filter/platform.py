@@ -39,6 +39,8 @@ TIER_ANNOTATION = "kuadrant.io/groups"
 USER_ID_ANNOTATION = "secret.kuadrant.io/user-id"
 TIER_ATTRIBUTE = "auth.identity.groups"
 USER_ID_ATTRIBUTE = "auth.identity.userid"
+# Set by the tenant modules on a previous key in its grace period (RFC 3339, whole seconds, UTC).
+KEY_EXPIRY_ANNOTATION = "tokenlabs.io/expires-at"
 
 
 def tier_table_errors(tiers: Any) -> list[str]:
@@ -118,8 +120,14 @@ def kuadrant_auth_policy(
 ) -> dict[str, Any]:
     """AuthPolicy: API key from ``Authorization: Bearer``, known tiers only, tier and user id exposed to limiters."""
     known = ", ".join(_cel_string(t) for t in _validated(tiers))
-    tier_of_key = f"auth.identity.metadata.annotations[{_cel_string(TIER_ANNOTATION)}]"
-    user_of_key = f"auth.identity.metadata.annotations[{_cel_string(USER_ID_ANNOTATION)}]"
+    annotations = "auth.identity.metadata.annotations"
+    tier_of_key = f"{annotations}[{_cel_string(TIER_ANNOTATION)}]"
+    user_of_key = f"{annotations}[{_cel_string(USER_ID_ANNOTATION)}]"
+    expiry = _cel_string(KEY_EXPIRY_ANNOTATION)
+    # request.time is the proxy's (Envoy's or Kuadrant's Wasm filter's) time of the request, in Authorino's
+    # authorization JSON as {seconds, nanos}. A key without an expiry is never compared; one with an expiry is
+    # refused from that second on, and refused too when the request carries no time (the comparison fails).
+    not_expired = f"!({expiry} in {annotations}) || int(request.time.seconds) < int(timestamp({annotations}[{expiry}]))"
     return {
         "apiVersion": "kuadrant.io/v1",
         "kind": "AuthPolicy",
@@ -135,7 +143,9 @@ def kuadrant_auth_policy(
                 },
                 "authorization": {
                     # A key whose tier is not in the table would otherwise pass with no limit at all.
-                    "known-tier": {"patternMatching": {"patterns": [{"predicate": f"{tier_of_key} in [{known}]"}]}}
+                    "known-tier": {"patternMatching": {"patterns": [{"predicate": f"{tier_of_key} in [{known}]"}]}},
+                    # A previous key stops working the second it expires, whenever its Secret is removed.
+                    "key-not-expired": {"patternMatching": {"patterns": [{"predicate": not_expired}]}},
                 },
                 "response": {
                     "success": {

@@ -90,6 +90,23 @@ def test_auth_policy_admits_only_known_tiers(seed_tiers: dict[str, Any]) -> None
     assert set(identity) == {"groups", "userid"}
 
 
+def test_auth_policy_refuses_a_previous_key_from_the_second_it_expires(seed_tiers: dict[str, Any]) -> None:
+    spec = importlib.util.spec_from_file_location("tenant_utils", REPO_ROOT / "plugins" / "module_utils" / "tenant.py")
+    assert spec is not None and spec.loader is not None
+    tenant = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tenant)
+    policy = filters.kuadrant_auth_policy(seed_tiers, "a", "ns", "gw", {"app": "token-labs"})
+    rule = policy["spec"]["rules"]["authorization"]["key-not-expired"]
+    (pattern,) = rule["patternMatching"]["patterns"]
+    annotation = 'auth.identity.metadata.annotations["tokenlabs.io/expires-at"]'
+    assert pattern["predicate"] == (
+        '!("tokenlabs.io/expires-at" in auth.identity.metadata.annotations) || '
+        f"int(request.time.seconds) < int(timestamp({annotation}))"
+    )
+    # The annotation the rule reads is the one the tenant modules write.
+    assert filters.KEY_EXPIRY_ANNOTATION == tenant.EXPIRES_ANNOTATION
+
+
 def test_a_new_tier_is_one_entry(seed_tiers: dict[str, Any]) -> None:
     tiers = {**seed_tiers, "research": {"tokens_per_hour": 7, "requests_per_second": 3}}
     rlp = filters.kuadrant_rate_limit_policy(tiers, "r", "ns", "gw")
