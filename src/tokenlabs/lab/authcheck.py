@@ -11,6 +11,7 @@ dynamic metadata is decoded with protobuf's own well-known type.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,8 +47,20 @@ def _string_map(number: int, values: Mapping[str, str]) -> bytes:
     return b"".join(_field(number, _string(1, k) + _string(2, v)) for k, v in values.items())
 
 
-def check_request(auth_config: str, method: str, path: str, host: str, headers: Mapping[str, str]) -> bytes:
-    """A serialized CheckRequest for one HTTP request, aimed at the AuthConfig named ``auth_config``."""
+def _timestamp(number: int, moment: float) -> bytes:
+    seconds = int(moment)
+    nanos = round((moment - seconds) * 1e9) % 1_000_000_000
+    return _field(number, _varint(1 << 3) + _varint(seconds) + _varint(2 << 3) + _varint(nanos))
+
+
+def check_request(
+    auth_config: str, method: str, path: str, host: str, headers: Mapping[str, str], *, at: float | None = None
+) -> bytes:
+    """A serialized CheckRequest for one HTTP request, aimed at the AuthConfig named ``auth_config``.
+
+    Its ``request.time`` is ``at`` (seconds since the epoch; now when not given), as the proxy stamps every request
+    it asks about; the AuthPolicy's expiry rule compares a previous key's expiry with it.
+    """
     lowered = {k.lower(): v for k, v in headers.items()} | {":authority": host, ":method": method, ":path": path}
     http = (
         _string(2, method)
@@ -57,7 +70,8 @@ def check_request(auth_config: str, method: str, path: str, host: str, headers: 
         + _string(6, "https")
         + _string(10, "HTTP/1.1")
     )
-    attributes = _field(4, _field(2, http)) + _string_map(10, {"host": auth_config})
+    request = _timestamp(1, time.time() if at is None else at) + _field(2, http)
+    attributes = _field(4, request) + _string_map(10, {"host": auth_config})
     return _field(1, attributes)
 
 
