@@ -34,9 +34,12 @@ $(COLLECTION_LINK):
 	mkdir -p $(dir $@)
 	ln -sfn ../../.. $@
 
+# The Kubernetes binaries and the controllers build side by side (separate caches and locks): a Go build
+# leaves a core idle while it links, and the other build takes it.
 bins: setup
-	bash tools/k8s-bins/build.sh >/dev/null
-	$(BIN)/python -m tokenlabs.lab.controllers >/dev/null
+	bash tools/k8s-bins/build.sh >/dev/null & k8s=$$!; \
+	$(BIN)/python -m tokenlabs.lab.controllers >/dev/null || { wait $$k8s; exit 1; }; \
+	wait $$k8s
 
 lab: setup bins
 	$(BIN)/tokenlabs lab up
@@ -58,7 +61,10 @@ sanity: setup
 pytest: setup bins
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest --durations=30
 
-test: lint sanity pytest
+# The builds run while the linters do; pytest needs both.
+test: setup
+	$(MAKE) --no-print-directory -j2 bins lint sanity
+	$(MAKE) --no-print-directory pytest
 
 clean:
 	-$(BIN)/tokenlabs lab down
