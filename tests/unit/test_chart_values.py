@@ -1,7 +1,7 @@
 """Every value the roles pass to an upstream chart exists in that chart at the pinned version.
 
-The roles' values are rendered by Ansible itself (each role's values/manifests tasks), for both
-model-routing modes, and every key path is looked up in the chart's own default values.yaml from
+The roles' values are rendered by Ansible itself (each role's values/manifests tasks), and every key path is
+looked up in the chart's own default values.yaml from
 ../shared/chart-values/<chart>-<version>/ (env TOKENLABS_CHART_VALUES_DIR overrides). A map whose
 default is empty ({}) is open: the chart passes it through. values.schema.json, where a chart ships
 one, is applied as well. Without the data directory the test is skipped with the reason.
@@ -53,8 +53,6 @@ RENDER_PLAY = """
       ansible.builtin.include_role:
         name: tokenlabs.platform.envoy_gateway
         tasks_from: values.yml
-      vars:
-        envoy_gateway_ai_gateway_extension: "{{ mode == 'ai_gateway' }}"
     - name: Kuadrant values
       ansible.builtin.include_role:
         name: tokenlabs.platform.kuadrant
@@ -64,7 +62,6 @@ RENDER_PLAY = """
         name: tokenlabs.platform.model_routing
         tasks_from: manifests.yml
       vars:
-        model_routing_mode: "{{ mode }}"
         model_routing_models: [{name: m/one, pool: one}]
     - name: Write them out
       ansible.builtin.copy:
@@ -72,14 +69,12 @@ RENDER_PLAY = """
         mode: "0644"
         content: "{{ {'gateway-helm': __envoy_gateway_chart_values,
                       'kuadrant-operator': __kuadrant_chart_values,
-                      'body-based-routing': __model_routing_bbr_chart_values,
                       'ai-gateway-helm': __model_routing_ai_gateway_chart_values} | to_json }}"
 """
 
 CHART_PINS = {
     "gateway-helm": "versions_envoy_gateway",
     "kuadrant-operator": "versions_kuadrant_operator",
-    "body-based-routing": "versions_body_based_routing",
     "ai-gateway-helm": "versions_envoy_ai_gateway",
 }
 
@@ -116,8 +111,8 @@ def unknown_paths(
             yield from unknown_paths(value, defaults[key], passthrough, here)
 
 
-@pytest.fixture(scope="module", params=["bbr", "ai_gateway"])
-def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     if not VALUES_DIR.is_dir():
         pytest.skip(f"chart defaults not found at {VALUES_DIR}; set TOKENLABS_CHART_VALUES_DIR")
     tmp = tmp_path_factory.mktemp("values")
@@ -130,7 +125,7 @@ def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
             "-i",
             str(REPO_ROOT / "molecule" / "inventory.yml"),
             "-e",
-            json.dumps({"mode": request.param, "out": str(out)}),
+            json.dumps({"out": str(out)}),
             str(play),
         ],
         cwd=REPO_ROOT,
@@ -156,12 +151,24 @@ def test_every_value_exists_in_the_pinned_chart(rendered: dict[str, Any], chart:
 
 
 def test_the_checker_catches_invented_keys() -> None:
-    defaults = {"bbr": {"name": "x", "flags": {}}, "provider": {"name": "none"}}
-    values = {"bbr": {"name": "y", "flags": {"anything": 1}, "replica": 2}, "pool": {"name": "p"}}
-    assert sorted(unknown_paths(values, defaults, {})) == ["bbr.replica", "pool"]
+    defaults = {"router": {"name": "x", "flags": {}}, "provider": {"name": "none"}}
+    values = {"router": {"name": "y", "flags": {"anything": 1}, "replica": 2}, "pool": {"name": "p"}}
+    assert sorted(unknown_paths(values, defaults, {})) == ["pool", "router.replica"]
 
 
-def test_envoy_gateway_values_enable_what_kuadrant_and_bbr_need(rendered: dict[str, Any]) -> None:
+def test_envoy_gateway_values_enable_what_kuadrant_and_ai_gateway_need(rendered: dict[str, Any]) -> None:
     config = rendered["gateway-helm"]["config"]["envoyGateway"]
     assert config["extensionApis"] == {"enableEnvoyPatchPolicy": True, "enableBackend": True}
     assert config["rateLimit"]["backend"]["type"] == "Redis"
+
+
+def test_envoy_gateway_resolves_inference_pools_through_ai_gateway(rendered: dict[str, Any]) -> None:
+    """Issue 11.1: without an extension server declaring InferencePool, the model route is ResolvedRefs=False."""
+    manager = rendered["gateway-helm"]["config"]["envoyGateway"]["extensionManager"]
+    pool = {"group": "inference.networking.k8s.io", "kind": "InferencePool", "version": "v1"}
+    assert manager["backendResources"] == [pool]
+    assert manager["service"]["fqdn"] == {
+        "hostname": "ai-gateway-controller.envoy-ai-gateway-system.svc.cluster.local",
+        "port": 1063,
+    }
+    assert manager["hooks"]["xdsTranslator"]["post"] == ["Translation", "Cluster", "Route"]
