@@ -1,9 +1,8 @@
 """Every manifest the platform roles own is accepted by the real API server with the upstream CRDs.
 
-The manifests are rendered by the roles themselves (their manifests tasks) for both routing modes
-and for a 3-tier and a 5-tier table, then created in a fresh namespace: the server validates them
-against the pinned CRD schemas (including their CEL rules). A broken tier table must stop the
-policies role before it applies anything.
+The manifests are rendered by the roles themselves (their manifests tasks) for a 3-tier and a 5-tier
+table, then created in a fresh namespace: the server validates them against the pinned CRD schemas
+(including their CEL rules). A broken tier table must stop the policies role before it applies anything.
 """
 
 from __future__ import annotations
@@ -31,10 +30,10 @@ FIVE_TIERS = {
     "starter": {"requests_per_minute": 20, "requests_per_day": 1000, "tokens_per_day": 100_000},
     "research": {"requests_per_second": 5, "tokens_per_minute": 20_000, "tokens_per_hour": 600_000},
 }
-COMBOS = [("bbr", 3), ("bbr", 5), ("ai_gateway", 3), ("ai_gateway", 5)]
+TIERS = [3, 5]
 
 RENDER_PLAY = """
-- name: Render {mode} {tiers}
+- name: Render {tiers}
   hosts: localhost
   gather_facts: false
   vars:
@@ -44,13 +43,12 @@ RENDER_PLAY = """
   tasks:
     - name: Gateway
       ansible.builtin.include_role: {{name: tokenlabs.platform.gateway, tasks_from: manifests.yml}}
-      vars: {{gateway_namespace: "{{{{ __ns }}}}", gateway_models: "{{{{ models }}}}", gateway_model_routing: {mode}}}
+      vars: {{gateway_namespace: "{{{{ __ns }}}}", gateway_models: "{{{{ models }}}}"}}
     - name: Model routing
       ansible.builtin.include_role: {{name: tokenlabs.platform.model_routing, tasks_from: manifests.yml}}
       vars:
         model_routing_namespace: "{{{{ __ns }}}}"
         model_routing_models: "{{{{ models }}}}"
-        model_routing_mode: {mode}
     - name: Kuadrant
       ansible.builtin.include_role: {{name: tokenlabs.platform.kuadrant, tasks_from: manifests.yml}}
       vars: {{kuadrant_namespace: "{{{{ __ns }}}}", kuadrant_redis_persistence: true}}
@@ -103,9 +101,9 @@ def _playbook(cluster: Cluster, tmp: Path, text: str, extra: dict[str, Any]) -> 
 
 
 @pytest.fixture(scope="module")
-def namespaces(k8s_cluster: Cluster) -> Iterator[dict[tuple[str, int], str]]:
+def namespaces(k8s_cluster: Cluster) -> Iterator[dict[int, str]]:
     core = client.CoreV1Api(k8s_cluster.api)
-    names = {combo: f"t-pm-{combo[0].replace('_', '')}-{combo[1]}-{uuid.uuid4().hex[:6]}" for combo in COMBOS}
+    names = {tiers: f"t-pm-{tiers}-{uuid.uuid4().hex[:6]}" for tiers in TIERS}
     for name in names.values():
         core.create_namespace({"metadata": {"name": name, "labels": {"tokenlabs.io/test": "true"}}})
     yield names
@@ -115,33 +113,32 @@ def namespaces(k8s_cluster: Cluster) -> Iterator[dict[tuple[str, int], str]]:
 
 @pytest.fixture(scope="module")
 def rendered(
-    k8s_cluster: Cluster, namespaces: dict[tuple[str, int], str], tmp_path_factory: pytest.TempPathFactory
-) -> dict[tuple[str, int], list[dict[str, Any]]]:
+    k8s_cluster: Cluster, namespaces: dict[int, str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[int, list[dict[str, Any]]]:
     tmp = tmp_path_factory.mktemp("manifests")
     plays = []
     outputs = {}
-    for mode, tiers in COMBOS:
-        out = tmp / f"{mode}-{tiers}.json"
-        outputs[(mode, tiers)] = out
-        plays.append(RENDER_PLAY.format(mode=mode, tiers=tiers, namespace=namespaces[(mode, tiers)], out=out))
+    for tiers in TIERS:
+        out = tmp / f"{tiers}.json"
+        outputs[tiers] = out
+        plays.append(RENDER_PLAY.format(tiers=tiers, namespace=namespaces[tiers], out=out))
     extra = {"models": MODELS, "tiers_3": THREE_TIERS, "tiers_5": FIVE_TIERS}
     proc = _playbook(k8s_cluster, tmp, "---\n" + "\n".join(plays), extra)
     assert proc.returncode == 0, proc.stdout[-5000:]
-    return {combo: json.loads(path.read_text()) for combo, path in outputs.items()}
+    return {tiers: json.loads(path.read_text()) for tiers, path in outputs.items()}
 
 
 @pytest.mark.usefixtures("kuadrant_crds")
-@pytest.mark.parametrize(("mode", "tiers"), COMBOS, ids=[f"{m}-{t}tiers" for m, t in COMBOS])
+@pytest.mark.parametrize("tiers", TIERS, ids=[f"{t}tiers" for t in TIERS])
 def test_server_accepts_every_manifest(
     k8s_cluster: Cluster,
-    namespaces: dict[tuple[str, int], str],
-    rendered: dict[tuple[str, int], list[dict[str, Any]]],
-    mode: str,
+    namespaces: dict[int, str],
+    rendered: dict[int, list[dict[str, Any]]],
     tiers: int,
 ) -> None:
     dyn = dynamic.DynamicClient(k8s_cluster.api)
-    namespace = namespaces[(mode, tiers)]
-    objects = [o for o in rendered[(mode, tiers)] if o["kind"] != "Namespace"]
+    namespace = namespaces[tiers]
+    objects = [o for o in rendered[tiers] if o["kind"] != "Namespace"]
     kinds = {o["kind"] for o in objects}
     expected = {
         "Gateway",
@@ -156,8 +153,8 @@ def test_server_accepts_every_manifest(
         "Deployment",
         "Service",
         "PersistentVolumeClaim",
+        "AIGatewayRoute",
     }
-    expected |= {"ConfigMap", "Backend", "EnvoyExtensionPolicy"} if mode == "bbr" else {"AIGatewayRoute"}
     assert kinds == expected
     rejected = []
     for obj in objects:
@@ -173,13 +170,19 @@ def test_server_accepts_every_manifest(
         name="tokenlabs-request-limits", namespace=namespace
     )
     assert len(rlp.spec.limits.to_dict()) == tiers
+    # The model route is Envoy AI Gateway's: an AIGatewayRoute it turns into the HTTPRoute of the same name.
     routes = [
         o for o in objects if o["kind"] in ("HTTPRoute", "AIGatewayRoute") and o["metadata"]["name"] == "tokenlabs-llm"
     ]
-    assert [r["kind"] for r in routes] == (["HTTPRoute"] if mode == "bbr" else ["AIGatewayRoute"])
+    assert [r["kind"] for r in routes] == ["AIGatewayRoute"]
     pools = [ref["name"] for rule in routes[0]["spec"]["rules"] for ref in rule["backendRefs"]]
-    # With BBR a last rule without the model header sends unmatched requests to the first pool.
-    assert pools == [m["pool"] for m in MODELS] + ([MODELS[0]["pool"]] if mode == "bbr" else [])
+    assert pools == [m["pool"] for m in MODELS]
+
+
+def test_nothing_of_ours_takes_the_gateways_extension_policy_slot(rendered: dict[int, list[dict[str, Any]]]) -> None:
+    """Issue 11.2: Envoy Gateway takes one EnvoyExtensionPolicy per Gateway, and Kuadrant's Wasm policy needs it."""
+    for objects in rendered.values():
+        assert [o["metadata"]["name"] for o in objects if o["kind"] == "EnvoyExtensionPolicy"] == []
 
 
 @pytest.mark.usefixtures("kuadrant_crds")

@@ -35,10 +35,20 @@ def test_teardown_uninstalls_releases_and_cluster_scoped_objects(k8s_workloads: 
     gateway_class = f"td-eg-{suffix}"
     helm = [str(k8s_workloads.bin_dir / "helm"), f"--kubeconfig={k8s_workloads.kubeconfig}"]
     # A real chart with namespaced objects only, so two releases of it sit side by side.
-    chart = sources.chart_path("body-based-routing")
+    chart = sources.chart_path("inferencepool")
     for index, namespace in enumerate(namespaces):
         subprocess.run(
-            [*helm, "install", f"release-{index}", str(chart), "--namespace", namespace, "--create-namespace"],
+            [
+                *helm,
+                "install",
+                f"release-{index}",
+                str(chart),
+                "--namespace",
+                namespace,
+                "--create-namespace",
+                # The one value the chart requires: which pods the pool selects.
+                f"--set=inferencePool.modelServers.matchLabels.app=td-{index}",
+            ],
             check=True,
             capture_output=True,
         )

@@ -26,7 +26,6 @@ ENV_CHARTS = "TOKENLABS_CHARTS_DIR"
 CHART_PINS = {
     "gateway-helm": "versions_envoy_gateway",
     "kuadrant-operator": "versions_kuadrant_operator",
-    "body-based-routing": "versions_body_based_routing",
     "ai-gateway-helm": "versions_envoy_ai_gateway",
     "inferencepool": "versions_inferencepool",
     "llm-d-modelservice": "versions_llm_d_modelservice",
