@@ -232,6 +232,10 @@ def openai_model_list(model_ids: Sequence[str], owned_by: str = "tokenlabs") -> 
     return json.dumps({"object": "list", "data": data}, separators=(",", ":"))
 
 
+# Envoy Gateway v1.8's wasm cache, when the image's registry cannot be reached or refuses it.
+_WASM_FETCH_FAILED = "could not fetch Wasm OCI image"
+
+
 def _conditions(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return list((obj.get("status") or {}).get("conditions") or [])
 
@@ -259,12 +263,13 @@ def kuadrant_enforced(resources: Sequence[Mapping[str, Any]], tolerated_componen
 def wasm_fetch_failures(resources: Sequence[Mapping[str, Any]], gateway: str) -> list[str]:
     """EnvoyExtensionPolicies Envoy Gateway refuses on ``gateway`` because it could not fetch their Wasm image.
 
-    Only a refusal whose message names the policy's own image counts, so any other reason stays a failure.
+    Only Envoy Gateway's "could not fetch Wasm OCI image" naming the registry of the policy's own image counts,
+    so any other reason stays a failure.
     """
     names = []
     for policy in resources:
-        images = [
-            w["code"]["image"]["url"].removeprefix("oci://")
+        registries = [
+            w["code"]["image"]["url"].removeprefix("oci://").split("/", 1)[0]
             for w in (policy.get("spec") or {}).get("wasm") or []
             if (w.get("code") or {}).get("type") == "Image" and (w["code"].get("image") or {}).get("url")
         ]
@@ -276,7 +281,8 @@ def wasm_fetch_failures(resources: Sequence[Mapping[str, Any]], gateway: str) ->
                 c
                 for c in ancestor.get("conditions") or []
                 if c.get("type") == "Accepted" and c.get("status") == "False"
-                and any(image in (c.get("message") or "") for image in images)
+                and _WASM_FETCH_FAILED in (c.get("message") or "")
+                and any(registry in c["message"] for registry in registries)
             ]
             if refused:
                 names.append(policy["metadata"]["name"])

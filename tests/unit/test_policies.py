@@ -203,9 +203,15 @@ def _extension_policy(message: str, gateway: str = "tokenlabs-gateway") -> dict[
 
 
 def test_a_wasm_fetch_failure_is_told_apart_from_any_other_refusal() -> None:
-    fetch = "Wasm: failed to fetch oci://quay.io/kuadrant/wasm-shim:v0.14.1: dial tcp: lookup quay.io: no such host"
+    # As Envoy Gateway v1.8.3 words it in the lab.
+    fetch = (
+        'Wasm: could not fetch Wasm OCI image: could not fetch manifest: Get "https://quay.io/v2/": dial tcp: '
+        "lookup quay.io on [::1]:53: read udp [::1]:40164->[::1]:53: read: connection refused."
+    )
     refused = filters.wasm_fetch_failures([_extension_policy(fetch)], "tokenlabs-gateway")
     assert refused == ["kuadrant-tokenlabs-gateway"]
     assert filters.wasm_fetch_failures([_extension_policy(fetch, "other")], "tokenlabs-gateway") == []
     conflicted = "Unable to target Gateway tokenlabs-gateway, another EnvoyExtensionPolicy has already attached to it"
     assert filters.wasm_fetch_failures([_extension_policy(conflicted)], "tokenlabs-gateway") == []
+    elsewhere = fetch.replace("quay.io", "registry.example")
+    assert filters.wasm_fetch_failures([_extension_policy(elsewhere)], "tokenlabs-gateway") == []
