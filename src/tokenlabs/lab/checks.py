@@ -88,27 +88,55 @@ def decisions(api: client.ApiClient, keys: dict[str, str], tiers: dict[str, str]
     return findings
 
 
+def limited_routes(api: client.ApiClient) -> set[str]:
+    """``namespace/name`` of every HTTPRoute on a Gateway that a RateLimitPolicy or TokenRateLimitPolicy targets."""
+    gateways = set()
+    for version, plural in (("v1", "ratelimitpolicies"), ("v1alpha1", "tokenratelimitpolicies")):
+        for policy in custom_objects(api, "kuadrant.io", version, plural):
+            ref = policy.get("spec", {}).get("targetRef") or {}
+            if ref.get("kind") == "Gateway":
+                gateways.add((policy["metadata"]["namespace"], ref.get("name")))
+    routes = set()
+    for route in custom_objects(api, "gateway.networking.k8s.io", "v1", "httproutes"):
+        namespace = route["metadata"]["namespace"]
+        for parent in route.get("spec", {}).get("parentRefs") or []:
+            if (
+                parent.get("kind", "Gateway") == "Gateway"
+                and (parent.get("namespace", namespace), parent.get("name")) in gateways
+            ):
+                routes.add(f"{namespace}/{route['metadata']['name']}")
+    return routes
+
+
 def limits(api: client.ApiClient, table: dict[str, dict[str, int]]) -> list[Finding]:
-    """Limitador's limits, by tier, kind and window, against the tier table."""
+    """Limitador's limits, by tier, kind and window, against the tier table.
+
+    Kuadrant keys every counter by the HTTPRoute it counts on, so the table holds per tenant on each route of the
+    Gateway: each limit must be there, with the table's number, once for every route of the Gateway.
+    """
+    routes = limited_routes(api)
     found: dict[tuple[str, int], set[int]] = defaultdict(set)
-    scopes: dict[str, set[str]] = defaultdict(set)
+    scopes: dict[tuple[str, int], set[str]] = defaultdict(set)
     for limitador in custom_objects(api, "limitador.kuadrant.io", "v1alpha1", "limitadors", KUADRANT_NAMESPACE):
         for limit in limitador.get("spec", {}).get("limits") or []:
             found[(limit.get("name", ""), int(limit.get("seconds", 0)))].add(int(limit.get("max_value", -1)))
-            scopes[limit.get("name", "")].add(limit.get("namespace", ""))
+            scopes[(limit.get("name", ""), int(limit.get("seconds", 0)))].add(limit.get("namespace", ""))
     findings = []
     for tier, quotas in sorted(table.items()):
         for kind in ("requests", "tokens"):
             for window, seconds in _WINDOWS.items():
                 want = quotas.get(f"{kind}_per_{window}")
                 got = found.get((f"{tier}-{kind}", seconds), set())
-                counted = ", ".join(sorted(scopes.get(f"{tier}-{kind}", set()))) or "nowhere"
+                where = scopes.get((f"{tier}-{kind}", seconds), set())
+                missing = ", ".join(sorted(routes - where))
+                counted = ", ".join(sorted(where)) or "nowhere"
                 findings.append(
                     Finding(
                         "limitador",
                         f"{tier} {kind}/{window}",
-                        got == {want},
-                        f"want {want}, Limitador has {sorted(got) or 'none'}; counted per {counted}",
+                        got == {want} and bool(routes) and where == routes,
+                        f"want {want}, Limitador has {sorted(got) or 'none'}; counted per tenant on {counted}"
+                        + (f"; not on {missing}" if missing else ""),
                     )
                 )
     return findings
