@@ -1,6 +1,6 @@
 """The lab end to end, on the real controllers: converge twice, what the controllers accept, what Authorino
-decides, and the defects the real control planes show today (strict xfails: they fail while the defect lasts,
-and turn the suite red the day it is fixed, so the mark goes with the fix).
+decides. A defect the real control planes show is held as a strict xfail (it fails while the defect lasts and
+turns the suite red the day it is fixed, so the mark goes with the fix).
 """
 
 from __future__ import annotations
@@ -85,13 +85,15 @@ def test_limitador_holds_the_tier_table(lab: dict[str, Any]) -> None:
     assert [c["detail"] for c in limits if not c["ok"]] == []
 
 
-@pytest.mark.xfail(strict=True, reason="InferencePool backends need Envoy AI Gateway as extension server (issue 11.1)")
 def test_every_route_resolves_its_backends(lab: dict[str, Any]) -> None:
-    assert _failing(_rows(lab, "HTTPRoute")) == []
+    """Issue 11.1: the model route's InferencePools resolve through Envoy AI Gateway, the extension server."""
+    routes = _rows(lab, "HTTPRoute")
+    assert "tokenlabs-llm" in {r["name"] for r in routes}
+    assert _failing(routes) == []
 
 
-@pytest.mark.xfail(strict=True, reason="BBR's EnvoyExtensionPolicy takes Kuadrant's slot on the Gateway (issue 11.2)")
 def test_no_extension_policy_is_conflicted(lab: dict[str, Any]) -> None:
+    """Issue 11.2: nothing of ours takes the Gateway's one EnvoyExtensionPolicy slot, Kuadrant's Wasm policy's."""
     conflicted = [r for r in _rows(lab, "EnvoyExtensionPolicy") if r["reason"] == "Conflicted"]
     assert conflicted == []
 
