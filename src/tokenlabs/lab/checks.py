@@ -142,9 +142,30 @@ def limits(api: client.ApiClient, table: dict[str, dict[str, int]]) -> list[Find
     return findings
 
 
+def limit_names_in_metrics(api: client.ApiClient) -> list[Finding]:
+    """limitador-operator runs Limitador with --limit-name-in-labels, which usage reports need, for each Limitador."""
+    findings = []
+    apps = client.AppsV1Api(api)
+    for limitador in custom_objects(api, "limitador.kuadrant.io", "v1alpha1", "limitadors", KUADRANT_NAMESPACE):
+        name = f"limitador-{limitador['metadata']['name']}"
+        try:
+            deployment = apps.read_namespaced_deployment(name, KUADRANT_NAMESPACE)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            findings.append(Finding("limitador-metrics", name, False, "no Deployment"))
+            continue
+        args = [a for c in deployment.spec.template.spec.containers for a in (c.command or []) + (c.args or [])]
+        labelled = "--limit-name-in-labels" in args
+        findings.append(
+            Finding("limitador-metrics", name, labelled, f"counters {'carry' if labelled else 'lack'} limit_name")
+        )
+    return findings
+
+
 def run(api: client.ApiClient, keys: dict[str, str], tiers: dict[str, str], table: dict[str, Any]) -> dict[str, Any]:
     rows = status.collect(api)
-    found = decisions(api, keys, tiers) + limits(api, table)
+    found = decisions(api, keys, tiers) + limits(api, table) + limit_names_in_metrics(api)
     return {
         "ok": not status.failures(rows) and all(f.ok for f in found),
         "statuses": status.as_dicts(rows),
