@@ -232,8 +232,9 @@ def openai_model_list(model_ids: Sequence[str], owned_by: str = "tokenlabs") -> 
     return json.dumps({"object": "list", "data": data}, separators=(",", ":"))
 
 
-# Envoy Gateway v1.8's wasm cache, when the image's registry cannot be reached or refuses it.
-_WASM_FETCH_FAILED = "could not fetch Wasm OCI image"
+# Envoy Gateway v1.8's wasm cache, when the image's registry cannot be reached or refuses it, and once it has given
+# up on that image after repeated failures.
+_WASM_FETCH_FAILED = ("could not fetch Wasm OCI image", "failed to get Wasm module")
 
 
 def _conditions(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -263,8 +264,8 @@ def kuadrant_enforced(resources: Sequence[Mapping[str, Any]], tolerated_componen
 def wasm_fetch_failures(resources: Sequence[Mapping[str, Any]], gateway: str) -> list[str]:
     """EnvoyExtensionPolicies Envoy Gateway refuses on ``gateway`` because it could not fetch their Wasm image.
 
-    Only Envoy Gateway's "could not fetch Wasm OCI image" naming the registry of the policy's own image counts,
-    so any other reason stays a failure.
+    Only Envoy Gateway's fetch failures ("could not fetch Wasm OCI image", or "failed to get Wasm module" once it
+    stops retrying) naming the registry of the policy's own image count, so any other reason stays a failure.
     """
     names = []
     for policy in resources:
@@ -281,7 +282,7 @@ def wasm_fetch_failures(resources: Sequence[Mapping[str, Any]], gateway: str) ->
                 c
                 for c in ancestor.get("conditions") or []
                 if c.get("type") == "Accepted" and c.get("status") == "False"
-                and _WASM_FETCH_FAILED in (c.get("message") or "")
+                and any(failed in (c.get("message") or "") for failed in _WASM_FETCH_FAILED)
                 and any(registry in c["message"] for registry in registries)
             ]
             if refused:

@@ -210,6 +210,10 @@ def test_a_wasm_fetch_failure_is_told_apart_from_any_other_refusal() -> None:
     )
     refused = filters.wasm_fetch_failures([_extension_policy(fetch)], "tokenlabs-gateway")
     assert refused == ["kuadrant-tokenlabs-gateway"]
+    # What it says once it has stopped retrying the image.
+    given_up = "Wasm: failed to get Wasm module oci://quay.io/kuadrant/wasm-shim:v0.14.1 after 10 attempts."
+    refused = filters.wasm_fetch_failures([_extension_policy(given_up)], "tokenlabs-gateway")
+    assert refused == ["kuadrant-tokenlabs-gateway"]
     assert filters.wasm_fetch_failures([_extension_policy(fetch, "other")], "tokenlabs-gateway") == []
     conflicted = "Unable to target Gateway tokenlabs-gateway, another EnvoyExtensionPolicy has already attached to it"
     assert filters.wasm_fetch_failures([_extension_policy(conflicted)], "tokenlabs-gateway") == []

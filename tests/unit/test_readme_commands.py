@@ -38,7 +38,13 @@ def test_make_lab_runs_the_lab() -> None:
 
 def test_make_test_runs_every_gate() -> None:
     makefile = (REPO_ROOT / "Makefile").read_text()
-    assert re.search(r"^test: lint sanity pytest$", makefile, re.M)
+    assert re.search(r"^test: setup$", makefile, re.M)
+    recipe = _make_recipe("test").splitlines()
+    # The builds run beside the linters, then the suite.
+    assert [line.split()[-3:] for line in recipe] == [
+        ["bins", "lint", "sanity"],
+        ["$(MAKE)", "--no-print-directory", "pytest"],
+    ]
     lint = _make_recipe("lint")
     for tool in ("ruff check", "yamllint --strict", "ansible-lint"):
         assert tool in lint
