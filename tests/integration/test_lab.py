@@ -85,6 +85,11 @@ def test_limitador_holds_the_tier_table(lab: dict[str, Any]) -> None:
     assert [c["detail"] for c in limits if not c["ok"]] == []
 
 
+def test_limitador_labels_its_counters_with_the_limit_name(lab: dict[str, Any]) -> None:
+    found = [c for c in lab["second"]["controllers"]["checks"] if c["check"] == "limitador-metrics"]
+    assert found and [c["detail"] for c in found if not c["ok"]] == []
+
+
 def test_every_route_resolves_its_backends(lab: dict[str, Any]) -> None:
     """Issue 11.1: the model route's InferencePools resolve through Envoy AI Gateway, the extension server."""
     routes = _rows(lab, "HTTPRoute")
