@@ -24,48 +24,24 @@ import copy
 import datetime
 import json
 import os
-import re
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import apiserver_writes
 import yaml
 from kubernetes import client, config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "converge.json"
 INVENTORY = REPO_ROOT / "inventory" / "lab"
-WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"})
-_REQUEST_TOTAL = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
-_TASK_DONE = frozenset({"runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable"})
 # Written all the time by the control plane and the controllers, whatever the playbook does.
 BACKGROUND = frozenset({"leases", "events"})
 CHANGED_TIER, CHANGED_QUOTA = "free", "requests_per_minute"
-
-
-def writes(api: client.ApiClient) -> Counter[str]:
-    """Write requests the API server has answered so far, by resource, from its own request counter.
-
-    Dry-run writes (what ``--check`` sends) are counted under ``dry-run:<resource>``.
-    """
-    text = api.call_api(
-        "/metrics", "GET", auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True
-    ).data.decode()
-    counts: Counter[str] = Counter()
-    for line in text.splitlines():
-        match = _REQUEST_TOTAL.match(line)
-        if not match:
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
-        if labels.get("verb") in WRITE_VERBS:
-            resource = labels.get("resource", "")
-            key = f"{resource}/{labels['subresource']}" if labels.get("subresource") else resource
-            counts[f"dry-run:{key}" if labels.get("dry_run") else key] += int(float(match["value"]))
-    return counts
 
 
 def _ours(resource: str) -> bool:
@@ -90,12 +66,12 @@ def converge(
     def on_event(event: dict[str, Any]) -> None:
         nonlocal tasks, changed
         data = event.get("event_data", {})
-        if event.get("event") in _TASK_DONE:
+        if event.get("event") in runner.TASK_DONE:
             tasks += 1
             changed += bool((data.get("res") or {}).get("changed"))
             per_role[_role(data)] += float(data.get("duration") or 0.0)
 
-    before = writes(api)
+    before = apiserver_writes.writes(api)
     started = time.monotonic()
     result = runner.run_playbook(
         "site.yml",
@@ -107,7 +83,7 @@ def converge(
         on_event=on_event,
     )
     wall = time.monotonic() - started
-    delta = writes(api) - before
+    delta = apiserver_writes.writes(api) - before
     if not result.ok:
         failure = result.failures[0] if result.failures else {"task": result.status, "message": ""}
         raise SystemExit(f"{label}: site.yml failed at {failure['task']}: {failure['message']}")

@@ -28,7 +28,6 @@ import contextlib
 import datetime
 import json
 import os
-import re
 import secrets
 import statistics
 import subprocess
@@ -39,14 +38,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import apiserver_writes
 import yaml
 from kubernetes import client, config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "tenants.json"
 TIERS = ("free", "pro", "enterprise")
-WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"})
-_REQUEST_TOTAL = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
 
 
 @contextlib.contextmanager
@@ -89,18 +87,8 @@ class Bench:
 
     def secret_writes(self) -> int:
         """Secret write requests the API server has answered so far, by its own request counter."""
-        text = self.core.api_client.call_api(
-            "/metrics", "GET", auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True
-        ).data.decode()
-        total = 0.0
-        for line in text.splitlines():
-            match = _REQUEST_TOTAL.match(line)
-            if not match:
-                continue
-            labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
-            if labels.get("resource") == "secrets" and labels.get("verb") in WRITE_VERBS:
-                total += float(match["value"])
-        return int(total)
+        counted = apiserver_writes.writes(self.core.api_client)
+        return sum(n for key, n in counted.items() if apiserver_writes.resource_of(key) == "secrets")
 
     def versions(self, namespace: str) -> dict[str, str]:
         return {s.metadata.uid: s.metadata.resource_version for s in self.core.list_namespaced_secret(namespace).items}

@@ -24,7 +24,7 @@ _RECAP = {
     "rescued": "rescued",
 }
 # Events that close a task on a host; ansible-runner stamps each with the task's duration on that host.
-_TASK_DONE = ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable")
+TASK_DONE = ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable")
 SLOWEST = 5
 
 
@@ -97,7 +97,7 @@ def run_playbook(
             )
         if name == "runner_on_ok" and data.get("task") in capture:
             captured[data["task"]] = data.get("res", {})
-        if name in _TASK_DONE and isinstance(data.get("duration"), (int, float)):
+        if name in TASK_DONE and isinstance(data.get("duration"), (int, float)):
             timings.append({"task": data.get("task", ""), "host": data.get("host", ""), "seconds": data["duration"]})
         if on_event is not None:
             on_event(event)
