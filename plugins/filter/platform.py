@@ -23,7 +23,6 @@ DOCUMENTATION = """
     - C(kuadrant_auth_policy), C(kuadrant_rate_limit_policy) and C(kuadrant_token_rate_limit_policy)
       render the Kuadrant policies for a validated tier table.
     - C(openai_model_list) renders the JSON body of C(GET /v1/models) for a list of model ids.
-    - C(kuadrant_enforced) tells whether a Kuadrant policy read from the cluster is Enforced.
     - C(wasm_fetch_failures) names the EnvoyExtensionPolicies whose Wasm image Envoy Gateway could not fetch.
 """
 
@@ -237,30 +236,6 @@ def openai_model_list(model_ids: Sequence[str], owned_by: str = "tokenlabs") -> 
 _WASM_FETCH_FAILED = ("could not fetch Wasm OCI image", "failed to get Wasm module")
 
 
-def _conditions(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return list((obj.get("status") or {}).get("conditions") or [])
-
-
-def kuadrant_enforced(resources: Sequence[Mapping[str, Any]], tolerated_component: str = "") -> bool:
-    """Whether the one policy in ``resources`` (a k8s_info result) is Enforced.
-
-    With ``tolerated_component`` (for example ``EnvoyExtensionPolicy (ns/gateway)``), a policy Kuadrant holds back
-    for that component alone, and for nothing else, counts too.
-    """
-    if len(resources) != 1:
-        return False
-    policy = resources[0]
-    enforced = [c for c in _conditions(policy) if c.get("type") == "Enforced"]
-    if not enforced:
-        return False
-    if enforced[0].get("status") == "True":
-        return True
-    if not tolerated_component:
-        return False
-    expected = f"{policy.get('kind')} waiting for the following components to sync: [{tolerated_component}]"
-    return enforced[0].get("message") == expected
-
-
 def wasm_fetch_failures(resources: Sequence[Mapping[str, Any]], gateway: str) -> list[str]:
     """EnvoyExtensionPolicies Envoy Gateway refuses on ``gateway`` because it could not fetch their Wasm image.
 
@@ -281,7 +256,8 @@ def wasm_fetch_failures(resources: Sequence[Mapping[str, Any]], gateway: str) ->
             refused = [
                 c
                 for c in ancestor.get("conditions") or []
-                if c.get("type") == "Accepted" and c.get("status") == "False"
+                if c.get("type") == "Accepted"
+                and c.get("status") == "False"
                 and any(failed in (c.get("message") or "") for failed in _WASM_FETCH_FAILED)
                 and any(registry in c["message"] for registry in registries)
             ]
@@ -301,6 +277,5 @@ class FilterModule:
             "kuadrant_rate_limit_policy": kuadrant_rate_limit_policy,
             "kuadrant_token_rate_limit_policy": kuadrant_token_rate_limit_policy,
             "openai_model_list": openai_model_list,
-            "kuadrant_enforced": kuadrant_enforced,
             "wasm_fetch_failures": wasm_fetch_failures,
         }

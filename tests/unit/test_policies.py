@@ -164,29 +164,6 @@ def test_site_yml_stops_on_a_broken_tier_table_before_its_first_phase(tmp_path: 
     assert "Boilerplate | Pinned versions" not in proc.stdout
 
 
-def _policy(kind: str, status: str, message: str) -> dict[str, Any]:
-    condition = {"type": "Enforced", "status": status, "reason": "Enforced" if status == "True" else "Unknown"}
-    return {"kind": kind, "status": {"conditions": [{**condition, "message": message}]}}
-
-
-WASM_COMPONENT = "EnvoyExtensionPolicy (tokenlabs/tokenlabs-gateway)"
-
-
-def test_enforced_needs_the_condition_true_unless_only_the_wasm_policy_is_missing() -> None:
-    enforced = filters.kuadrant_enforced
-    assert enforced([_policy("AuthPolicy", "True", "AuthPolicy has been successfully enforced")])
-    waiting = f"AuthPolicy waiting for the following components to sync: [{WASM_COMPONENT}]"
-    held = _policy("AuthPolicy", "False", waiting)
-    assert not enforced([held])
-    assert enforced([held], WASM_COMPONENT)
-    # Anything else Kuadrant waits for stays a failure, even where the Wasm module cannot be fetched.
-    more = f"AuthPolicy waiting for the following components to sync: [AuthConfig (tokenlabs/x) {WASM_COMPONENT}]"
-    assert not enforced([_policy("AuthPolicy", "False", more)], WASM_COMPONENT)
-    assert not enforced([_policy("AuthPolicy", "False", "target not found")], WASM_COMPONENT)
-    assert not enforced([], WASM_COMPONENT)
-    assert not enforced([{"kind": "AuthPolicy", "status": {}}], WASM_COMPONENT)
-
-
 def _extension_policy(message: str, gateway: str = "tokenlabs-gateway") -> dict[str, Any]:
     return {
         "metadata": {"name": "kuadrant-tokenlabs-gateway"},
