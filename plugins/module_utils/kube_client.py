@@ -195,22 +195,28 @@ class CoreClient:
         if body is not None:
             headers["Content-Type"] = content_type
         try:
-            response = self.client.client.client.call_api(
-                path,
-                method,
-                query_params=query or [],
-                header_params=headers,
-                body=body,
-                auth_settings=["BearerToken"],
-                _return_http_data_only=True,
-                _preload_content=False,
-                _request_timeout=TIMEOUT,
-            )
+            response = call_raw(self.client.client.client, method, path, query=query, headers=headers, body=body)
         except ApiException as exc:
             raise KubeError(_message(exc.body, exc.reason), exc.status) from exc
         except Exception as exc:  # connection, TLS and protocol errors from urllib3
             raise KubeError("cannot reach the Kubernetes API server: {0}".format(exc)) from exc
         return response.data
+
+
+def call_raw(api_client: Any, method: str, path: str, *, query: Any, headers: Dict[str, str], body: Any) -> Any:
+    """A request through a kubernetes ``ApiClient`` that returns the raw response: bytes, not models (deserialising
+    a thousand Secrets would cost more than fetching them)."""
+    return api_client.call_api(
+        path,
+        method,
+        query_params=query or [],
+        header_params=headers,
+        body=body,
+        auth_settings=["BearerToken"],
+        _return_http_data_only=True,
+        _preload_content=False,
+        _request_timeout=TIMEOUT,
+    )
 
 
 def connect(params: Mapping[str, Any]) -> Any:

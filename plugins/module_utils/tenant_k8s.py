@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+from ansible_collections.tokenlabs.platform.plugins.module_utils.kube_client import call_raw
 from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant import (
     DEFAULT_NAMESPACE,
     DEFAULT_TIERS,
@@ -47,7 +48,6 @@ from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant_keyfile 
 
 CONFLICT_ATTEMPTS = 5
 DEFAULT_WORKERS = 8
-TIMEOUT = 60
 _METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 _MERGE_PATCH = "application/merge-patch+json"
 
@@ -125,18 +125,7 @@ class TenantApi:
         if body is not None:
             headers["Content-Type"] = content_type
         try:
-            # Raw bytes, not models: deserializing a thousand Secrets would cost more than fetching them.
-            response = self.api_client.call_api(
-                path,
-                method,
-                query_params=query or [],
-                header_params=headers,
-                body=body,
-                auth_settings=["BearerToken"],
-                _return_http_data_only=True,
-                _preload_content=False,
-                _request_timeout=TIMEOUT,
-            )
+            response = call_raw(self.api_client, method, path, query=query, headers=headers, body=body)
         except ApiException as exc:
             raise _api_error(exc, method, path) from exc
         except Exception as exc:  # connection, TLS and protocol errors from urllib3
