@@ -139,11 +139,8 @@ class LeanClient:
         import urllib3  # noqa: PLC0415
 
         url = self.server + path + ("?" + urlencode(query) if query else "")
-        headers = dict(self.headers, Accept=accept or "application/json")
-        data = None
-        if body is not None:
-            headers["Content-Type"] = content_type
-            data = json.dumps(body).encode()
+        headers = dict(self.headers, **_headers(accept, body, content_type))
+        data = None if body is None else json.dumps(body).encode()
         try:
             response = self.pool.request(method, url, body=data, headers=headers)
         except urllib3.exceptions.HTTPError as exc:
@@ -164,14 +161,9 @@ class CoreClient:
     """kubernetes.core's client behind the same two calls."""
 
     def __init__(self, params: Mapping[str, Any]) -> None:
-        from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client  # noqa: PLC0415
         from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant_k8s import auth_argspec  # noqa: PLC0415
 
-        kwargs = {name: params.get(name) for name in auth_argspec() if params.get(name) is not None}
-        try:
-            self.client = get_api_client(**kwargs)
-        except Exception as exc:  # kubeconfig, credential plugin and TLS file errors all surface here
-            raise KubeError("Cannot reach the Kubernetes API server: {0}".format(exc)) from exc
+        self.client = core_client(params, auth_argspec())
 
     def resource(self, kind: str, api_version: str) -> Any:
         try:
@@ -191,9 +183,7 @@ class CoreClient:
     ) -> bytes:
         from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 - loaded with the client
 
-        headers = {"Accept": accept or "application/json"}
-        if body is not None:
-            headers["Content-Type"] = content_type
+        headers = _headers(accept, body, content_type)
         try:
             response = call_raw(self.client.client.client, method, path, query=query, headers=headers, body=body)
         except ApiException as exc:
@@ -201,6 +191,27 @@ class CoreClient:
         except Exception as exc:  # connection, TLS and protocol errors from urllib3
             raise KubeError("cannot reach the Kubernetes API server: {0}".format(exc)) from exc
         return response.data
+
+
+def core_client(params: Mapping[str, Any], options: Mapping[str, Any]) -> Any:
+    """kubernetes.core's client from those of ``options`` the module was given (a KubeError if none can be built)."""
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client  # noqa: PLC0415
+
+    kwargs = {name: params.get(name) for name in options if params.get(name) is not None}
+    try:
+        return get_api_client(**kwargs)
+    except Exception as exc:  # kubeconfig, credential plugin and TLS file errors all surface here
+        text = str(exc).strip().splitlines()
+        raise KubeError(
+            "Cannot reach the Kubernetes API server: {0}".format(text[0] if text else type(exc).__name__)
+        ) from exc
+
+
+def _headers(accept: Optional[str], body: Any, content_type: str) -> Dict[str, str]:
+    headers = {"Accept": accept or "application/json"}
+    if body is not None:
+        headers["Content-Type"] = content_type
+    return headers
 
 
 def call_raw(api_client: Any, method: str, path: str, *, query: Any, headers: Dict[str, str], body: Any) -> Any:
@@ -320,8 +331,11 @@ def _from_kubeconfig(path: str, context_name: Optional[str]) -> Tuple[Any, Any, 
     directory: List[str] = []
     token = user.get("token")
     if not token and user.get("tokenFile"):
-        with open(os.path.join(base_dir, user["tokenFile"])) as handle:
-            token = handle.read().strip()
+        try:
+            with open(os.path.join(base_dir, user["tokenFile"])) as handle:
+                token = handle.read().strip()
+        except OSError as exc:
+            raise KubeError("cannot read the token file of kubeconfig {0}: {1}".format(path, exc)) from exc
     return (
         cluster.get("server"),
         _pem(cluster, "certificate-authority", base_dir, directory),

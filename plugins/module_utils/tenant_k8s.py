@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-from ansible_collections.tokenlabs.platform.plugins.module_utils.kube_client import call_raw
+from ansible_collections.tokenlabs.platform.plugins.module_utils.kube_client import KubeError, call_raw, core_client
 from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant import (
     DEFAULT_NAMESPACE,
     DEFAULT_TIERS,
@@ -77,13 +77,10 @@ def connect(params: Dict[str, Any], token: bool = True) -> "TenantApi":
         requires("kubernetes", "24.2.0")
     except Exception as exc:  # kubernetes.core raises a plain Exception carrying missing_required_lib's text
         raise TenantError(str(exc)) from exc
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client  # noqa: PLC0415
-
-    kwargs = {name: params.get(name) for name in auth_argspec(token) if params.get(name) is not None}
     try:
-        api_client = get_api_client(**kwargs).client.client
-    except Exception as exc:  # kubeconfig, credential plugin and TLS file errors all surface here
-        raise TenantError("Cannot reach the Kubernetes API server: {0}".format(_short(exc))) from exc
+        api_client = core_client(params, auth_argspec(token)).client.client
+    except KubeError as exc:
+        raise TenantError(str(exc)) from exc
     return TenantApi(api_client, params["namespace"])
 
 
