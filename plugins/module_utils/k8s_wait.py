@@ -13,7 +13,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
+import time
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from ansible_collections.tokenlabs.platform.plugins.module_utils.kube_client import KubeError, auth_argspec, connect
 
 READY = "ready"
 TOLERATED = "tolerated"
@@ -247,3 +251,149 @@ def evaluate(
             else:
                 outcome.add(selection, name, *judge(selection, obj))
     return outcome
+
+
+def argspec() -> Dict[str, Any]:
+    spec = auth_argspec()
+    spec.update(
+        objects=dict(
+            type="list",
+            elements="dict",
+            required=True,
+            options=dict(
+                kind=dict(type="str", required=True),
+                api_version=dict(type="str", default="v1"),
+                namespace=dict(type="str"),
+                name=dict(type="str"),
+                names=dict(type="list", elements="str", default=[]),
+                label_selectors=dict(type="list", elements="str", default=[]),
+                conditions=dict(
+                    type="list",
+                    elements="dict",
+                    default=[],
+                    options=dict(
+                        type=dict(type="str", required=True),
+                        status=dict(type="str", default="True"),
+                        scope=dict(type="str", choices=["status", "parents", "ancestors"], default="status"),
+                        parent=dict(type="str"),
+                        controller=dict(type="str"),
+                        tolerate=dict(type="list", elements="str", default=[]),
+                        stop_reasons=dict(type="list", elements="str", default=[]),
+                    ),
+                ),
+                min_ready_replicas=dict(type="int"),
+                description=dict(type="str"),
+            ),
+        ),
+        timeout=dict(type="int", default=300),
+        delay=dict(type="float", default=2),
+        fail=dict(type="bool", default=True),
+    )
+    return spec
+
+
+def selections_of(params: Mapping[str, Any]) -> List[Selection]:
+    if params["timeout"] < 0 or params["delay"] <= 0:
+        raise WaitError("timeout must not be negative and delay must be positive")
+    selections = []
+    for index, entry in enumerate(params["objects"]):
+        names = ([entry["name"]] if entry.get("name") else []) + list(entry["names"])
+        try:
+            selections.append(
+                Selection(
+                    entry["kind"],
+                    api_version=entry["api_version"],
+                    namespace=entry.get("namespace"),
+                    names=names,
+                    label_selectors=entry["label_selectors"],
+                    conditions=[Condition(**c) for c in entry["conditions"]],
+                    min_ready_replicas=entry.get("min_ready_replicas"),
+                    description=entry.get("description"),
+                )
+            )
+        except WaitError as exc:
+            raise WaitError("objects[{0}]: {1}".format(index, exc)) from exc
+    return selections
+
+
+class Reader:
+    """One read per kind, namespace and selector."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.requests = 0
+        self._paths: Dict[Tuple[str, str, str], str] = {}
+
+    def _path(self, selection: Selection) -> str:
+        """The collection path of the selection's kind (its namespace only where the kind is namespaced)."""
+        key = (selection.api_version, selection.kind, selection.namespace or "")
+        if key not in self._paths:
+            try:
+                resource = self.client.resource(selection.kind, selection.api_version)
+            except KubeError as exc:
+                raise WaitError(str(exc)) from exc
+            if resource.namespaced and not selection.namespace:
+                raise WaitError("{0} is namespaced: give the namespace".format(selection.kind))
+            self._paths[key] = resource.path(namespace=selection.namespace if resource.namespaced else None)
+        return self._paths[key]
+
+    def read(self, group: Sequence[Selection]) -> List[Mapping[str, Any]]:
+        path = self._path(group[0])
+        names = {n for s in group for n in s.names}
+        single = len(names) == 1 and all(s.names and not s.label_selector for s in group)
+        query = [("labelSelector", group[0].label_selector)] if group[0].label_selector else []
+        self.requests += 1
+        try:
+            data = json.loads(
+                self.client.request("GET", "{0}/{1}".format(path, next(iter(names))) if single else path, query)
+            )
+        except KubeError as exc:
+            if exc.status == 404 and single:
+                return []
+            raise WaitError("Reading {0} failed: {1}".format(path, exc)) from exc
+        return [data] if single else data.get("items") or []
+
+
+def poll(reader: Reader, selections: Sequence[Selection]) -> Outcome:
+    groups: Dict[Tuple[str, str, str, str], List[Selection]] = {}
+    for selection in selections:
+        groups.setdefault(selection.read_key, []).append(selection)
+    return evaluate(selections, {key: reader.read(group) for key, group in groups.items()})
+
+
+def wait(reader: Reader, selections: Sequence[Selection], timeout: int, delay: float) -> Tuple[Outcome, int, float]:
+    started = time.monotonic()
+    polls = 0
+    while True:
+        outcome = poll(reader, selections)
+        polls += 1
+        elapsed = time.monotonic() - started
+        if outcome.state in (READY, TOLERATED, STOPPED) or elapsed + delay > timeout:
+            return outcome, polls, round(elapsed, 2)
+        time.sleep(delay)
+
+
+def execute(params: Mapping[str, Any], check_mode: bool, diff: bool) -> Dict[str, Any]:
+    """The module's result; reads only, so check and diff mode change nothing."""
+    try:
+        selections = selections_of(params)
+        reader = Reader(connect(params))
+        outcome, polls, elapsed = wait(reader, selections, params["timeout"], params["delay"])
+    except (WaitError, KubeError) as exc:
+        return {"failed": True, "msg": str(exc)}
+    ready = outcome.state in (READY, TOLERATED)
+    result: Dict[str, Any] = {
+        "changed": False,
+        "ready": ready,
+        "stopped": outcome.state == STOPPED,
+        "elapsed": elapsed,
+        "polls": polls,
+        "requests": reader.requests,
+        "objects": outcome.objects,
+        "tolerated": outcome.tolerated(),
+    }
+    if not ready:
+        ended = "(the wait stopped on a stop reason)" if result["stopped"] else "after {0}s".format(params["timeout"])
+        result["msg"] = "Not ready {0}: {1}".format(ended, "; ".join(outcome.problems()))
+        result["failed"] = params["fail"]
+    return result

@@ -26,6 +26,8 @@ import tempfile
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import urlencode
 
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+
 # The options of kubernetes.core's k8s_auth_options this client handles itself; any other set means kubernetes.core.
 _LEAN = ("kubeconfig", "context", "host", "api_key", "validate_certs", "ca_cert", "client_cert", "client_key")
 _OTHER = (
@@ -39,6 +41,9 @@ _OTHER = (
     "impersonate_groups",
 )
 TIMEOUT = 60
+# Objects without spec and status (a list of CRDs without their schemas).
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+METADATA_ONLY_ONE = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 
 
 class KubeError(Exception):
@@ -55,6 +60,13 @@ class NotServed(KubeError):
 
 class Unsupported(Exception):
     """The connection needs kubernetes.core's client."""
+
+
+def auth_argspec(token: bool = True) -> Dict[str, Any]:
+    """kubernetes.core's connection options. ``token=False`` leaves out ``api_key``, which in the tenant module is
+    the tenant's key; a bearer token for the Kubernetes API then comes from K8S_AUTH_API_KEY or the kubeconfig.
+    """
+    return {k: dict(v) for k, v in AUTH_ARG_SPEC.items() if token or k != "api_key"}
 
 
 def _setting(params: Mapping[str, Any], name: str) -> Any:
@@ -120,7 +132,8 @@ class LeanClient:
 
         self.server = server.rstrip("/")
         self.headers = headers
-        self.pool = urllib3.PoolManager(ssl_context=context, retries=False, timeout=TIMEOUT)
+        # maxsize: the tenant modules write from several threads at once.
+        self.pool = urllib3.PoolManager(ssl_context=context, retries=False, timeout=TIMEOUT, maxsize=8)
         self._discovery = _Discovery()
 
     def resource(self, kind: str, api_version: str) -> Resource:
@@ -160,10 +173,8 @@ def _message(data: bytes, reason: Any) -> str:
 class CoreClient:
     """kubernetes.core's client behind the same two calls."""
 
-    def __init__(self, params: Mapping[str, Any]) -> None:
-        from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant_k8s import auth_argspec  # noqa: PLC0415
-
-        self.client = core_client(params, auth_argspec())
+    def __init__(self, params: Mapping[str, Any], token: bool = True) -> None:
+        self.client = core_client(params, auth_argspec(token))
 
     def resource(self, kind: str, api_version: str) -> Any:
         try:
@@ -230,12 +241,15 @@ def call_raw(api_client: Any, method: str, path: str, *, query: Any, headers: Di
     )
 
 
-def connect(params: Mapping[str, Any]) -> Any:
-    """The lean client where the connection allows it, else kubernetes.core's."""
+def connect(params: Mapping[str, Any], token: bool = True) -> Any:
+    """The lean client where the connection allows it, else kubernetes.core's. With ``token=False`` the module's
+    ``api_key`` option is not the API's bearer token (see auth_argspec)."""
+    if not token:
+        params = {k: v for k, v in params.items() if k != "api_key"}
     try:
         return lean(params)
     except Unsupported:
-        return CoreClient(params)
+        return CoreClient(params, token)
 
 
 def _files() -> str:

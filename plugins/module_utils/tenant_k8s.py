@@ -4,11 +4,10 @@
 # (these plugins build on kubernetes.core's GPLv3 module_utils)
 """Executes tenant plans against the Kubernetes API.
 
-The connection is kubernetes.core's (its k8s_auth_options, K8S_AUTH_* environment variables and
-``get_api_client``, so kubeconfig contexts, credential plugins, proxies and impersonation behave as in
-kubernetes.core.k8s). Requests go through that client's ``call_api`` with JSON bodies and return plain
-dicts: a listing of a thousand Secrets is not turned into model objects, and merge patches carry the
-resourceVersion so concurrent writers meet a 409 instead of overwriting each other.
+The connection takes kubernetes.core's options (k8s_auth_options and their K8S_AUTH_* environment variables)
+through kube_client, so it behaves as in kubernetes.core.k8s. Requests carry JSON bodies and return plain dicts:
+a listing of a thousand Secrets is not turned into model objects, and merge patches carry the resourceVersion
+so concurrent writers meet a 409 instead of overwriting each other.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -22,8 +21,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-from ansible_collections.tokenlabs.platform.plugins.module_utils.kube_client import KubeError, call_raw, core_client
+from ansible_collections.tokenlabs.platform.plugins.module_utils.kube_client import (
+    METADATA_ONLY,
+    KubeError,
+    auth_argspec,
+)
+from ansible_collections.tokenlabs.platform.plugins.module_utils.kube_client import connect as kube_connect
 from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant import (
     DEFAULT_NAMESPACE,
     DEFAULT_TIERS,
@@ -48,15 +51,7 @@ from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant_keyfile 
 
 CONFLICT_ATTEMPTS = 5
 DEFAULT_WORKERS = 8
-_METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 _MERGE_PATCH = "application/merge-patch+json"
-
-
-def auth_argspec(token: bool = True) -> Dict[str, Any]:
-    """kubernetes.core's connection options. ``token=False`` leaves out ``api_key``, which in the tenant module is
-    the tenant's key; a bearer token for the Kubernetes API then comes from K8S_AUTH_API_KEY or the kubeconfig.
-    """
-    return {k: dict(v) for k, v in AUTH_ARG_SPEC.items() if token or k != "api_key"}
 
 
 def common_argspec(token: bool = True) -> Dict[str, Any]:
@@ -70,18 +65,10 @@ def common_argspec(token: bool = True) -> Dict[str, Any]:
 
 def connect(params: Dict[str, Any], token: bool = True) -> "TenantApi":
     """An API handle from the module's connection options; a clear TenantError if no client can be built."""
-    # Imported here: validation and key-file checks fail fast without paying for the kubernetes package.
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import requires  # noqa: PLC0415
-
     try:
-        requires("kubernetes", "24.2.0")
-    except Exception as exc:  # kubernetes.core raises a plain Exception carrying missing_required_lib's text
-        raise TenantError(str(exc)) from exc
-    try:
-        api_client = core_client(params, auth_argspec(token)).client.client
+        return TenantApi(kube_connect(params, token), params["namespace"])
     except KubeError as exc:
         raise TenantError(str(exc)) from exc
-    return TenantApi(api_client, params["namespace"])
 
 
 def _short(exc: BaseException) -> str:
@@ -90,10 +77,10 @@ def _short(exc: BaseException) -> str:
 
 
 class TenantApi:
-    """Secrets in one namespace, as dicts, through a kubernetes ``ApiClient``."""
+    """Secrets in one namespace, as dicts, through a kube_client client."""
 
-    def __init__(self, api_client: Any, namespace: str) -> None:
-        self.api_client = api_client
+    def __init__(self, client: Any, namespace: str) -> None:
+        self.client = client
         self.namespace = namespace
         self.writes = 0
         self._lock = threading.Lock()
@@ -116,18 +103,12 @@ class TenantApi:
         content_type: str = "application/json",
         parse: bool = True,
     ) -> Dict[str, Any]:
-        from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 - loaded with the client
-
-        headers = {"Accept": accept}
-        if body is not None:
-            headers["Content-Type"] = content_type
         try:
-            response = call_raw(self.api_client, method, path, query=query, headers=headers, body=body)
-        except ApiException as exc:
+            payload = self.client.request(method, path, query, body=body, content_type=content_type, accept=accept)
+        except KubeError as exc:
+            if exc.status is None:
+                raise Unreachable("Cannot reach the Kubernetes API server: {0}".format(_short(exc))) from exc
             raise _api_error(exc, method, path) from exc
-        except Exception as exc:  # connection, TLS and protocol errors from urllib3
-            raise Unreachable("Cannot reach the Kubernetes API server: {0}".format(_short(exc))) from exc
-        payload = response.data
         return json.loads(payload) if parse and payload else {}
 
     def get(self, name: str) -> Optional[Dict[str, Any]]:
@@ -138,7 +119,7 @@ class TenantApi:
 
     def list(self, selector: Optional[str] = None, metadata_only: bool = False) -> List[Dict[str, Any]]:
         query = [("labelSelector", selector)] if selector else []
-        accept = _METADATA_ONLY if metadata_only else "application/json"
+        accept = METADATA_ONLY if metadata_only else "application/json"
         return self._call("GET", self._path(), query=query, accept=accept).get("items") or []
 
     def previous(self, tenant: str) -> List[Dict[str, Any]]:
@@ -183,23 +164,14 @@ class Unreachable(TenantError):
     """No answer from the server: a write may or may not have been stored."""
 
 
-def _api_error(exc: Any, method: str, path: str) -> TenantError:
-    status = getattr(exc, "status", None)
-    message = _server_message(exc)
-    if status == 404:
+def _api_error(exc: KubeError, method: str, path: str) -> TenantError:
+    if exc.status == 404:
         return NotFound("{0} {1}: not found".format(method, path))
-    if status == 409:
-        return ConflictError("{0} {1}: conflict: {2}".format(method, path, message))
-    if status in (401, 403):
-        return TenantError("{0} {1} was refused by the API server ({2}): {3}".format(method, path, status, message))
-    return TenantError("{0} {1} failed ({2}): {3}".format(method, path, status, message))
-
-
-def _server_message(exc: Any) -> str:
-    try:
-        return json.loads(exc.body).get("message") or str(exc.reason)
-    except (TypeError, ValueError, AttributeError):
-        return str(getattr(exc, "reason", exc))
+    if exc.status == 409:
+        return ConflictError("{0} {1}: conflict: {2}".format(method, path, exc))
+    if exc.status in (401, 403):
+        return TenantError("{0} {1} was refused by the API server ({2}): {3}".format(method, path, exc.status, exc))
+    return TenantError("{0} {1} failed ({2}): {3}".format(method, path, exc.status, exc))
 
 
 def _apply_plan(api: TenantApi, plan: TenantPlan, sleep: Callable[[float], None] = time.sleep) -> None:

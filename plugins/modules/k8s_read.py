@@ -81,64 +81,16 @@ api_found:
   type: bool
 """
 
-import json  # noqa: E402
-from typing import Any, Dict, List  # noqa: E402
-
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.tokenlabs.platform.plugins.module_utils.kube_client import KubeError, NotServed, connect  # noqa: E402
-from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant_k8s import auth_argspec  # noqa: E402
-
-_METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
-_METADATA_ONLY_ONE = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
-
-
-def argspec() -> Dict[str, Any]:
-    spec = auth_argspec()
-    spec.update(
-        kind=dict(type="str", required=True),
-        api_version=dict(type="str", default="v1"),
-        namespace=dict(type="str"),
-        name=dict(type="str"),
-        label_selectors=dict(type="list", elements="str", default=[]),
-        metadata_only=dict(type="bool", default=False),
-    )
-    return spec
-
-
-def read(client: Any, params: Dict[str, Any]) -> List[Dict[str, Any]]:
-    resource = client.resource(params["kind"], params["api_version"])
-    namespace = params["namespace"] if resource.namespaced else None
-    path = resource.path(name=params["name"], namespace=namespace)
-    query = [("labelSelector", ",".join(params["label_selectors"]))] if params["label_selectors"] else []
-    accept = None
-    if params["metadata_only"]:
-        accept = _METADATA_ONLY_ONE if params["name"] else _METADATA_ONLY
-    try:
-        data = json.loads(client.request("GET", path, query, accept=accept))
-    except KubeError as exc:
-        if exc.status == 404 and params["name"]:
-            return []
-        raise
-    items = [data] if params["name"] else data.get("items") or []
-    if params["metadata_only"]:
-        # A metadata list names kind and apiVersion once, for the list: give each object its own.
-        items = [
-            {"apiVersion": params["api_version"], "kind": params["kind"], "metadata": i.get("metadata")} for i in items
-        ]
-    return items
+from ansible_collections.tokenlabs.platform.plugins.module_utils.k8s_read import argspec, execute  # noqa: E402
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
-    try:
-        client = connect(module.params)
-        try:
-            resources = read(client, module.params)
-        except NotServed:
-            module.exit_json(changed=False, resources=[], api_found=False)
-    except KubeError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, resources=resources, api_found=True)
+    result = execute(module.params, module.check_mode, module._diff)
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

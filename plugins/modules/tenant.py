@@ -113,8 +113,9 @@ options:
     description: Extra annotations for the Secret. The annotations the module manages cannot be overridden.
     type: dict
 requirements:
-  - kubernetes >= 24.2.0
   - PyYAML >= 3.11
+  - urllib3
+  - kubernetes >= 24.2.0, only for connections other than a kubeconfig or host with a client certificate or token
 seealso:
   - module: tokenlabs.platform.tenants
   - module: tokenlabs.platform.tenant_info

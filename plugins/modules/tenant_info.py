@@ -39,8 +39,9 @@ options:
     type: str
     default: kuadrant-system
 requirements:
-  - kubernetes >= 24.2.0
   - PyYAML >= 3.11
+  - urllib3
+  - kubernetes >= 24.2.0, only for connections other than a kubeconfig or host with a client certificate or token
 seealso:
   - module: tokenlabs.platform.tenant
   - module: tokenlabs.platform.tenants

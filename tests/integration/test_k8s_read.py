@@ -38,3 +38,23 @@ def test_reads(k8s_cluster: Cluster, namespace: str, tmp_path: Path) -> None:
     assert all(set(r) == {"apiVersion", "kind", "metadata"} for r in crds["resources"])
     assert missing["resources"] == [] and missing["api_found"] is True
     assert unserved["resources"] == [] and unserved["api_found"] is False and not unserved.get("failed")
+
+
+def test_the_module_gives_what_the_in_process_action_gives(
+    k8s_cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """On the controller the action plugin does the module's work itself; an async task still runs the module."""
+    client.CoreV1Api(k8s_cluster.api).create_namespaced_config_map(namespace, {"metadata": {"name": "a"}})
+    params = {"kind": "ConfigMap", "namespace": namespace, "name": "a"}
+    in_process, as_module, bad = run_tasks(
+        k8s_cluster,
+        tmp_path,
+        [
+            read(**params),
+            {**read(**params), "async": 60, "poll": 1},
+            read(kind="ConfigMap", colour="blue"),
+        ],
+    )
+    assert "invocation" not in in_process and "invocation" in as_module
+    assert in_process["resources"] == as_module["resources"] and in_process["api_found"] is as_module["api_found"]
+    assert bad["failed"] is True and "colour" in bad["msg"]

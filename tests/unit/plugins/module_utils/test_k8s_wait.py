@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 from ansible_collections.tokenlabs.platform.plugins.module_utils import k8s_wait as w
-from ansible_collections.tokenlabs.platform.plugins.modules import k8s_wait as module
 
 NS = "tokenlabs-gateway"
 EG = "gateway.envoyproxy.io/gatewayclass-controller"
@@ -224,7 +223,7 @@ class _Reader:
 
 
 def test_the_wait_polls_until_ready_or_the_timeout() -> None:
-    outcome, polls, _ = module.wait(_Reader(3), [GATEWAY], timeout=5, delay=0.01)
+    outcome, polls, _ = w.wait(_Reader(3), [GATEWAY], timeout=5, delay=0.01)
     assert (outcome.state, polls) == (w.READY, 3)
-    outcome, polls, _ = module.wait(_Reader(1000), [GATEWAY], timeout=0, delay=0.01)
+    outcome, polls, _ = w.wait(_Reader(1000), [GATEWAY], timeout=0, delay=0.01)
     assert (outcome.state, polls) == (w.WAITING, 1)

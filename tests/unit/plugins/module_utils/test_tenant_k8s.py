@@ -1,4 +1,4 @@
-"""TenantApi over the kubernetes ApiClient: what each kind of failure becomes, and what a key file keeps."""
+"""TenantApi over a kube_client client: what each kind of failure becomes, and what a key file keeps."""
 
 from __future__ import annotations
 
@@ -7,43 +7,34 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import urllib3
 from ansible_collections.tokenlabs.platform.plugins.module_utils import tenant as t
 from ansible_collections.tokenlabs.platform.plugins.module_utils import tenant_k8s as k
+from ansible_collections.tokenlabs.platform.plugins.module_utils.kube_client import KubeError
 from ansible_collections.tokenlabs.platform.plugins.module_utils.tenant_keyfile import KeyFile
-from kubernetes.client.exceptions import ApiException
-
-
-class Response:
-    def __init__(self, payload: dict[str, Any]) -> None:
-        self.data = json.dumps(payload).encode()
 
 
 class FakeClient:
-    """An ApiClient whose reads find nothing and whose writes fail with ``error``."""
+    """A kube_client client whose reads find nothing and whose writes fail with ``error``."""
 
     def __init__(self, error: Exception | None = None) -> None:
         self.error = error
         self.calls: list[tuple[str, str, dict[str, str]]] = []
         self.bodies: list[Any] = []
 
-    def call_api(self, path: str, method: str, **kwargs: Any) -> Response:
-        self.calls.append((method, path, kwargs["header_params"]))
+    def request(self, method: str, path: str, query: Any = None, **kwargs: Any) -> bytes:
+        self.calls.append((method, path, {"Accept": kwargs["accept"], "Content-Type": kwargs["content_type"]}))
         self.bodies.append(kwargs.get("body"))
-        assert kwargs["_preload_content"] is False, "raw bytes, never models"
         if method == "GET":
             if path.endswith("/secrets"):
-                return Response({"items": []})
-            raise ApiException(status=404, reason="Not Found")
+                return json.dumps({"items": []}).encode()
+            raise KubeError("not found", 404)
         if self.error is not None:
             raise self.error
-        return Response({})
+        return b"{}"
 
 
-def api_error(status: int) -> ApiException:
-    error = ApiException(status=status, reason="x")
-    error.body = json.dumps({"message": f"server says {status}"})
-    return error
+def api_error(status: int) -> KubeError:
+    return KubeError(f"server says {status}", status)
 
 
 @pytest.mark.parametrize(
@@ -52,7 +43,11 @@ def api_error(status: int) -> ApiException:
         (api_error(409), t.ConflictError, "conflict: server says 409"),
         (api_error(403), t.TenantError, "refused by the API server (403): server says 403"),
         (api_error(422), t.TenantError, "failed (422): server says 422"),
-        (urllib3.exceptions.MaxRetryError(None, "/", "connection refused"), k.Unreachable, "Cannot reach"),
+        (
+            KubeError("cannot reach the Kubernetes API server at https://x: connection refused"),
+            k.Unreachable,
+            "Cannot reach",
+        ),
     ],
 )
 def test_failures_become_tenant_errors(error: Exception, kind: type, text: str) -> None:
@@ -88,7 +83,7 @@ def test_an_unanswered_create_leaves_the_key_in_the_key_file(tmp_path: Path) -> 
     path = tmp_path / "acme.key"
     key_file = KeyFile(str(path))
     key_file.check()
-    lost = urllib3.exceptions.ProtocolError("connection reset")
+    lost = KubeError("cannot reach the Kubernetes API server: connection reset")
     with pytest.raises(t.TenantError, match="keeps the new key"):
         k.reconcile_tenant(
             k.TenantApi(FakeClient(lost), "ns"), t.TenantSpec("acme", tier="pro"), False, key_file=key_file
@@ -98,7 +93,7 @@ def test_an_unanswered_create_leaves_the_key_in_the_key_file(tmp_path: Path) -> 
 
 def test_connect_names_a_broken_kubeconfig(tmp_path: Path) -> None:
     missing = tmp_path / "nope.kubeconfig"
-    with pytest.raises(t.TenantError, match="Cannot reach the Kubernetes API server"):
+    with pytest.raises(t.TenantError, match=r"cannot read the kubeconfig .*nope\.kubeconfig"):
         k.connect({"kubeconfig": str(missing), "namespace": "ns"})
 
 

@@ -63,7 +63,7 @@ class FakeApi(TenantApi):
     another, with the uid the server gives them."""
 
     def __init__(self, namespace: str = t.DEFAULT_NAMESPACE, objects: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(api_client=None, namespace=namespace)
+        super().__init__(client=None, namespace=namespace)
         self.store: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.rv = 100
