@@ -358,3 +358,14 @@ def _from_kubeconfig(path: str, context_name: Optional[str]) -> Tuple[Any, Any, 
         token,
         not cluster.get("insecure-skip-tls-verify"),
     )
+
+
+def run_module(argspec: Dict[str, Any], execute: Any) -> None:
+    """A module's main: validate, run ``execute(params, check_mode, diff)``, exit with its result."""
+    from ansible.module_utils.basic import AnsibleModule  # noqa: PLC0415 - modules only, never the action plugins
+
+    module = AnsibleModule(argument_spec=argspec, supports_check_mode=True)
+    result = execute(module.params, module.check_mode, module._diff)
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)

@@ -108,16 +108,12 @@ releases:
       type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.tokenlabs.platform.plugins.module_utils.helm_current import argspec, execute  # noqa: E402
+from ansible_collections.tokenlabs.platform.plugins.module_utils.kube_client import run_module  # noqa: E402
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
-    result = execute(module.params, module.check_mode, module._diff)
-    if result.pop("failed", False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    run_module(argspec(), execute)
 
 
 if __name__ == "__main__":
